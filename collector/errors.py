@@ -1,0 +1,33 @@
+"""Errors shared by every stage; the one home for the exception types Clew raises."""
+
+
+class ClewError(Exception):
+    """Base of every error Clew raises on purpose."""
+
+
+class ConfigError(ClewError):
+    """A configuration value is invalid; the message names the key."""
+
+
+class DecodeError(ClewError, ValueError):
+    """A request body is not a valid encoding of what its protocol promises."""
+
+
+class BodyTooLarge(ClewError):
+    """A request body (or its decompressed form) is over the configured limit."""
+
+
+class Busy(ClewError):
+    """The writer's queue is past its bound: the client should retry later."""
+
+    def __init__(self, message: str = "ingest queue is full, retry later", retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreError(ClewError):
+    """The store could not commit a write; nothing of that write was acknowledged."""
+
+
+class StoreClosed(StoreError):
+    """The store is shutting down and takes no more writes."""

@@ -1,0 +1,114 @@
+"""The canonical span batch: what every decoder yields and the pipeline and store consume.
+
+A batch is columnar so that no Python object is made per span on the hot path:
+
+* ``buf`` holds the OTLP ``ExportTraceServiceRequest`` protobuf bytes; every span, name and
+  attribute is an (offset, length) slice of it, so OTLP input is stored without re-encoding.
+* ``spans`` is a numpy structured array with one row per span (``SPAN_DTYPE``).
+* ``attrs`` is a numpy structured array with one row per span, event or link attribute
+  (``ATTR_DTYPE``), for the indexes.
+* ``resources`` / ``scopes`` hold, per ResourceSpans / ScopeSpans, the record bytes (every field of
+  the message except its repeated children), so they can be stored once and re-assembled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# Span kinds and status codes, as OTLP numbers them.
+KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
+STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
+
+# AnyValue types, numbered as the AnyValue oneof fields.
+VT_STRING, VT_BOOL, VT_INT, VT_DOUBLE, VT_ARRAY, VT_KVLIST, VT_BYTES = 1, 2, 3, 4, 5, 6, 7
+# Where an attribute was found on its span.
+AT_SPAN, AT_EVENT, AT_LINK = 0, 1, 2
+
+# One row per span. Field order and widths mirror the packed C struct in _ext/_otlp.pyx.
+SPAN_DTYPE = np.dtype(
+    [
+        ("trace_id", "V16"),  # left-aligned, zero padded; trace_id_len says how many bytes came
+        ("span_id", "V8"),
+        ("parent_span_id", "V8"),
+        ("trace_id_len", "u1"),  # length seen on the wire (validation refuses != 16)
+        ("span_id_len", "u1"),
+        ("parent_id_len", "u1"),  # 0 for a root span
+        ("kind", "u1"),
+        ("status_code", "u1"),
+        ("start_ns", "<u8"),
+        ("end_ns", "<u8"),
+        ("span_off", "<u4"),  # the Span message bytes: buf[span_off:span_off+span_len]
+        ("span_len", "<u4"),
+        ("name_off", "<u4"),
+        ("name_len", "<u4"),
+        ("resource", "<u4"),  # index into batch.resources
+        ("scope", "<u4"),  # index into batch.scopes
+        ("attr_start", "<u4"),  # rows attrs[attr_start:attr_start+attr_count] belong to this span
+        ("attr_count", "<u4"),
+    ]
+)
+
+ATTR_DTYPE = np.dtype(
+    [
+        ("span", "<u4"),  # row in batch.spans
+        ("where", "u1"),  # AT_SPAN, AT_EVENT or AT_LINK
+        ("vtype", "u1"),  # VT_*; 0 when the value was empty
+        ("key_off", "<u4"),
+        ("key_len", "<u4"),
+        ("val_off", "<u4"),  # string/bytes payload, or the raw AnyValue for arrays and kvlists
+        ("val_len", "<u4"),
+        ("num", "<i8"),  # int value, bool as 0/1, or the IEEE-754 bits of a double
+    ]
+)
+
+
+class SpanBatch:
+    """Decoded spans of one request, as columns over the request's bytes."""
+
+    __slots__ = ("buf", "spans", "attrs", "resources", "scopes")
+
+    def __init__(self, buf: bytes, spans: np.ndarray, attrs: np.ndarray,
+                 resources: list, scopes: list):
+        self.buf = buf
+        self.spans = spans
+        self.attrs = attrs
+        # resources[i] = (record bytes, service name); scopes[j] = (record bytes, resource index)
+        self.resources = resources
+        self.scopes = scopes
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def span_bytes(self, i: int) -> bytes:
+        row = self.spans[i]
+        off = int(row["span_off"])
+        return self.buf[off:off + int(row["span_len"])]
+
+    def name(self, i: int) -> str:
+        row = self.spans[i]
+        off = int(row["name_off"])
+        return self.buf[off:off + int(row["name_len"])].decode("utf-8", "replace")
+
+    def select(self, mask: np.ndarray) -> "SpanBatch":
+        """The same batch restricted to the spans where ``mask`` is true (attrs re-pointed)."""
+        keep = np.flatnonzero(mask)
+        spans = self.spans[keep].copy()
+        if len(self.attrs):
+            attr_mask = np.zeros(len(self.spans), dtype=bool)
+            attr_mask[keep] = True
+            attrs = self.attrs[attr_mask[self.attrs["span"]]].copy()
+            remap = np.full(len(self.spans), 0, dtype=np.uint32)
+            remap[keep] = np.arange(len(keep), dtype=np.uint32)
+            attrs["span"] = remap[attrs["span"]]
+            counts = np.bincount(attrs["span"], minlength=len(keep)).astype(np.uint32)
+            starts = np.zeros(len(keep), dtype=np.uint32)
+            if len(keep):
+                starts[1:] = np.cumsum(counts)[:-1]
+            spans["attr_start"] = starts
+            spans["attr_count"] = counts
+        else:
+            attrs = self.attrs
+        return SpanBatch(self.buf, spans, attrs, self.resources, self.scopes)
+
+
+def empty_batch(buf: bytes = b"") -> SpanBatch:
+    return SpanBatch(buf, np.zeros(0, SPAN_DTYPE), np.zeros(0, ATTR_DTYPE), [], [])
