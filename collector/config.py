@@ -1,0 +1,247 @@
+"""Configuration: per-stage frozen dataclasses composed from defaults, TOML, ``CLEW_*`` env and flags.
+
+This is the only module that reads the environment for settings (``CLEW_NO_EXTENSIONS``, the
+switch between decoder twins, is read once in ``collector.codec``).  Precedence, lowest first:
+defaults < TOML file < ``CLEW_SECTION_KEY`` environment variables < command-line flags
+(``--set section.key=value`` and the named flags).  Every value is checked at start; an invalid
+one raises ``ConfigError`` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from collector.errors import ConfigError
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def _port(section: str, name: str, value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ConfigError(f"{section}.{name}: port must be 0..65535 (0 picks a free port), got {value}")
+
+
+def _positive(section: str, name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{section}.{name}: must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Process-wide settings."""
+
+    host: str = "0.0.0.0"
+    data_dir: str = "./data"
+    log_level: str = "info"
+    shutdown_timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ConfigError("server.host: must not be empty")
+        if not self.data_dir:
+            raise ConfigError("server.data_dir: must not be empty")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"server.log_level: one of debug, info, warning, error, got {self.log_level!r}")
+        _positive("server", "shutdown_timeout_s", self.shutdown_timeout_s)
+
+
+@dataclass(frozen=True)
+class OtlpConfig:
+    """The OTLP receivers (gRPC and HTTP)."""
+
+    grpc_port: int = 4317
+    http_port: int = 4318
+    max_body_bytes: int = 16 * MiB  # compressed and decompressed; larger bodies get 413
+    grpc_max_concurrent_rpcs: int = 256
+
+    def validate(self) -> None:
+        _port("otlp", "grpc_port", self.grpc_port)
+        _port("otlp", "http_port", self.http_port)
+        _positive("otlp", "max_body_bytes", self.max_body_bytes)
+        _positive("otlp", "grpc_max_concurrent_rpcs", self.grpc_max_concurrent_rpcs)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Validation limits applied to every span before it is stored (collector/pipeline.py)."""
+
+    max_span_bytes: int = 64 * 1024
+    max_spans_per_trace: int = 10_000
+
+    def validate(self) -> None:
+        _positive("limits", "max_span_bytes", self.max_span_bytes)
+        _positive("limits", "max_spans_per_trace", self.max_spans_per_trace)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """The path from receivers to the writer."""
+
+    null_sink: bool = False  # answer success without decoding or storing: the transport ceiling
+    max_queued_spans: int = 200_000  # past this the receivers answer busy (429 / RESOURCE_EXHAUSTED)
+    retry_after_s: int = 1
+
+    def validate(self) -> None:
+        _positive("ingest", "max_queued_spans", self.max_queued_spans)
+        _positive("ingest", "retry_after_s", self.retry_after_s)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The hot LMDB store (collector/store/)."""
+
+    partition_s: int = 3600  # arrival-time width of one partition (one LMDB environment)
+    map_size_bytes: int = 64 * GiB  # address space reserved per partition; files grow as needed
+    fsync: bool = False  # False: durable against a process crash; True: against power loss too
+    compression_level: int = 1  # zstd level for chunks; 0 stores them uncompressed
+    max_batch_spans: int = 100_000  # spans written in one transaction (group commit)
+    trace_count_cache: int = 1_000_000  # traces whose span counts are kept for the per-trace limit
+
+    def validate(self) -> None:
+        _positive("store", "partition_s", self.partition_s)
+        if self.map_size_bytes < 16 * MiB:
+            raise ConfigError(f"store.map_size_bytes: must be >= {16 * MiB}, got {self.map_size_bytes}")
+        if not 0 <= self.compression_level <= 22:
+            raise ConfigError(f"store.compression_level: must be 0..22, got {self.compression_level}")
+        _positive("store", "max_batch_spans", self.max_batch_spans)
+        _positive("store", "trace_count_cache", self.trace_count_cache)
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    """The query API and UI (query/)."""
+
+    port: int = 16686
+    ui_dir: str = ""  # empty: the ui/ folder shipped beside query/
+
+    def validate(self) -> None:
+        _port("query", "port", self.port)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    otlp: OtlpConfig = field(default_factory=OtlpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            getattr(self, f.name).validate()
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _section_class(name: str):
+    return {f.name: f.default_factory for f in dataclasses.fields(Config)}[name]
+
+
+def _coerce(key: str, value: Any, kind: str) -> Any:
+    """Turn a TOML, environment or flag value into the field's type, naming the key on failure."""
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            return int(str(value).strip().replace("_", ""))
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+
+
+def _field_kinds(section: str) -> dict[str, str]:
+    cls = _section_class(section)
+    return {f.name: (f.type if isinstance(f.type, str) else f.type.__name__)
+            for f in dataclasses.fields(cls)}
+
+
+def _apply(values: dict[str, dict[str, Any]], key: str, raw: Any) -> None:
+    if "." not in key:
+        raise ConfigError(f"{key}: expected section.key (sections: {', '.join(SECTIONS)})")
+    section, name = key.split(".", 1)
+    if section not in SECTIONS:
+        raise ConfigError(f"{key}: unknown section {section!r} (sections: {', '.join(SECTIONS)})")
+    kinds = _field_kinds(section)
+    if name not in kinds:
+        raise ConfigError(f"{key}: unknown key (known in [{section}]: {', '.join(kinds)})")
+    values.setdefault(section, {})[name] = _coerce(key, raw, kinds[name])
+
+
+def load_config(path: str | os.PathLike | None = None,
+                overrides: Mapping[str, Any] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """Compose the configuration: defaults < TOML ``path`` < ``CLEW_*`` env < ``overrides``.
+
+    ``overrides`` maps ``section.key`` to a value (from flags).  Raises ``ConfigError``.
+    """
+    values: dict[str, dict[str, Any]] = {}
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        for section, table in doc.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{section}: expected a [{section}] table in {path}")
+            for name, raw in table.items():
+                _apply(values, f"{section}.{name}", raw)
+    env = os.environ if environ is None else environ
+    for var, raw in env.items():
+        if not var.startswith("CLEW_") or var == "CLEW_NO_EXTENSIONS":
+            continue
+        rest = var[5:].lower()
+        section = next((s for s in SECTIONS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        _apply(values, f"{section}.{rest[len(section) + 1:]}", raw)
+    for key, raw in (overrides or {}).items():
+        _apply(values, key, raw)
+    sections = {name: _section_class(name)(**values.get(name, {})) for name in SECTIONS}
+    config = Config(**sections)
+    config.validate()
+    return config
+
+
+def describe() -> list[tuple[str, str, Any]]:
+    """(key, type, default) of every setting, for the docs and ``clew config``."""
+    rows = []
+    for section in SECTIONS:
+        cls = _section_class(section)
+        for f in dataclasses.fields(cls):
+            rows.append((f"{section}.{f.name}", _field_kinds(section)[f.name], f.default))
+    return rows

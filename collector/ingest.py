@@ -1,0 +1,53 @@
+"""Ingest path shared by every receiver: decode → validate → queue for the writer → await the commit.
+
+Receivers own transport only (bytes in, status out); they call ``Ingest.export`` and map its
+outcome and errors (``DecodeError``, ``Busy``, ``StoreError``) onto their protocol's answers.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from collector.codec import decode_export_request
+from collector.codec.otlp_json import json_to_protobuf
+from collector.config import Config
+from collector.metrics import Metrics
+from collector.pipeline import Refusals, validate
+from collector.store.writer import Writer
+
+
+class Outcome(NamedTuple):
+    accepted: int
+    refusals: Refusals
+
+
+class Ingest:
+    def __init__(self, config: Config, writer: Writer | None, metrics: Metrics):
+        self.config = config
+        self.writer = writer
+        self.metrics = metrics
+        self.null_sink = config.ingest.null_sink
+
+    async def export(self, body: bytes, protocol: str, json: bool = False) -> Outcome:
+        """Store the spans of one OTLP request; returns once they are committed.
+
+        Raises ``DecodeError`` (nothing stored), ``Busy`` (nothing stored, retry later) or
+        ``StoreError`` (the commit failed, nothing acknowledged).
+        """
+        if self.null_sink:
+            return Outcome(0, Refusals())
+        if json:
+            body = json_to_protobuf(body)
+        batch = decode_export_request(body)
+        m = self.metrics
+        m.spans_received.labels(protocol).inc(len(batch))
+        batch, refusals = validate(batch, self.config.limits)
+        accepted = 0
+        if len(batch):
+            result = await self.writer.submit(batch)
+            accepted = result.accepted
+            refusals.merge(result.refusals)
+        if accepted:
+            m.spans_accepted.labels(protocol).inc(accepted)
+        for code, count in refusals.counts.items():
+            m.spans_refused.labels(protocol, code).inc(count)
+        return Outcome(accepted, refusals)

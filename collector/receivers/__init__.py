@@ -1,0 +1,1 @@
+"""Receive stage: one module per protocol; transport only (bytes in, batch out, status back)."""

@@ -1,0 +1,134 @@
+"""The appliance: wires receivers, the writer, the store and the query API onto one uvloop event loop.
+
+``serve(config)`` runs until SIGTERM/SIGINT (or ``stop`` is set), then shuts down gracefully:
+stop accepting, answer what is in flight, commit what is queued, close the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from collector.config import Config
+from collector.ingest import Ingest
+from collector.metrics import Metrics
+from collector.receivers import otlp_grpc, otlp_http
+from collector.store.hot import HotStore
+from collector.store.writer import Writer
+
+log = logging.getLogger("clew")
+
+
+def _bind(host: str, port: int, key: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"{key}: cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _write_ports(data_dir: Path, ports: dict) -> Path:
+    path = data_dir / "ports.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(ports))
+    os.replace(tmp, path)
+    return path
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    data_dir = config.data_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    host = config.server.host
+    metrics = Metrics()
+    ready = False
+
+    store = None
+    writer = None
+    if not config.ingest.null_sink:
+        store = await loop.run_in_executor(None, HotStore, data_dir, config.store, config.limits)
+        metrics.watch_store(store.stats)
+        writer = Writer(store, config.ingest, config.store, loop, metrics)
+        metrics.queue_spans.set_function(lambda: writer.queued_spans)
+    ingest = Ingest(config, writer, metrics)
+
+    grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
+    http_server, http_port, http_conns = await otlp_http.start(ingest, config.otlp, host,
+                                                               config.otlp.http_port)
+
+    from query.app import create_app  # the query side is downstream of the collector
+
+    reader = store if store is not None else _EmptyReader()
+    app = create_app(config, reader, metrics, ready=lambda: ready)
+    qsock = _bind(host, config.query.port, "query.port")
+    query_port = qsock.getsockname()[1]
+    hconf = HypercornConfig()
+    hconf.bind = [f"fd://{qsock.fileno()}"]
+    hconf.accesslog = None
+    hconf.errorlog = logging.getLogger("clew.query")
+    hconf.graceful_timeout = 5
+    query_stop = asyncio.Event()
+    query_task = loop.create_task(hypercorn_serve(app, hconf, shutdown_trigger=query_stop.wait))
+
+    ports = {"otlp_grpc": grpc_port, "otlp_http": http_port, "query": query_port, "pid": os.getpid()}
+    path = _write_ports(data_dir, ports)
+    ready = True
+    log.info("clew serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, query %s:%d, data in %s (ports in %s)",
+             host, grpc_port, host, http_port, host, query_port, data_dir.resolve(), path)
+
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: no new requests; committing what is queued")
+        ready = False
+        http_server.close()
+        grpc_stop = loop.create_task(grpc_server.stop(grace=config.server.shutdown_timeout_s))
+        deadline = loop.time() + config.server.shutdown_timeout_s
+        while any(not c.idle() for c in list(http_conns)) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(http_conns):
+            conn.shutdown()
+        await grpc_stop
+        if writer is not None:
+            await writer.close()
+        query_stop.set()
+        try:
+            await asyncio.wait_for(query_task, timeout=10)
+        except (asyncio.TimeoutError, Exception):
+            log.warning("query server did not stop cleanly")
+        if store is not None:
+            store.close()
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        log.info("stopped")
+
+
+class _EmptyReader:
+    """The reader of a null-sink server: nothing is ever stored."""
+
+    def get_trace(self, trace_id):
+        return None
+
+    def stats(self):
+        return {"partitions": 0, "spans": 0, "disk_bytes": 0}

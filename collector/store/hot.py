@@ -1,0 +1,283 @@
+"""Store stage: the hot tier — LMDB partitions by arrival time, an append-only chunk log per partition.
+
+Each partition is its own LMDB environment under ``DATA_DIR/hot/<start epoch s>/`` so retention
+and tiering handle whole files.  Named databases in a partition:
+
+* ``chunks``: u64 big-endian sequence → chunk (collector/store/chunk.py); appended, never updated.
+* ``traces``: trace ID (16 bytes) + sequence (8 bytes) → u32 span count of that chunk.
+* ``resources`` / ``scopes``: xxh64 (8 bytes) → record bytes, stored once per partition.
+* ``meta``: ``min_start``, ``max_end`` (ns), ``spans`` — for pruning and statistics.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import lmdb
+import numpy as np
+import xxhash
+
+from collector.config import LimitsConfig, StoreConfig
+from collector.errors import StoreError
+from collector.model import SPAN_DTYPE, SpanBatch
+from collector.pipeline import Refusals
+from collector.store.chunk import HEADER, ChunkCodec, headers
+from collector.store.contract import Trace, WriteResult, dedupe
+
+log = logging.getLogger("clew.store")
+
+_SEQ = struct.Struct(">Q")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta")
+
+
+def _record_id(record: bytes) -> int:
+    return xxhash.xxh64_intdigest(record)
+
+
+class Partition:
+    """One LMDB environment holding the spans that arrived in one time window."""
+
+    def __init__(self, path: Path, start_s: int, config: StoreConfig):
+        self.path = path
+        self.start_s = start_s
+        path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(str(path), map_size=config.map_size_bytes, max_dbs=len(_DBS),
+                             max_readers=1024, sync=config.fsync, metasync=config.fsync,
+                             readahead=False)
+        self.dbs = {name: self.env.open_db(name) for name in _DBS}
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.dbs[b"chunks"])
+            self.next_seq = _SEQ.unpack(cur.key())[0] + 1 if cur.last() else 1
+            self.known_records = set()
+            for name in (b"resources", b"scopes"):
+                for key in txn.cursor(self.dbs[name]).iternext(keys=True, values=False):
+                    self.known_records.add((name, key))
+            self.min_start = _U64.unpack(txn.get(b"min_start", db=self.dbs[b"meta"]) or _U64.pack(2**64 - 1))[0]
+            self.max_end = _U64.unpack(txn.get(b"max_end", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
+            self.spans = _U64.unpack(txn.get(b"spans", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
+
+    def close(self) -> None:
+        self.env.close()
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+class HotStore:
+    """The writer and reader of the hot tier (implements SpanWriter and SpanReader)."""
+
+    def __init__(self, data_dir: Path, config: StoreConfig, limits: LimitsConfig,
+                 clock=time.time):
+        self.root = Path(data_dir) / "hot"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.limits = limits
+        self.clock = clock
+        self._lock = threading.Lock()  # guards the partition list (the writer adds, readers list)
+        self.partitions: dict[int, Partition] = {}
+        for child in sorted(self.root.iterdir()):
+            if child.is_dir() and child.name.isdigit():
+                self.partitions[int(child.name)] = Partition(child, int(child.name), config)
+        self._codec = ChunkCodec(config.compression_level)  # writer thread only
+        self._local = threading.local()  # per-reader-thread decompressors
+        self._trace_counts: dict[bytes, int] = {}
+        self._closed = False
+
+    # ---------------------------------------------------------------- writing
+
+    def _partition_for_now(self) -> Partition:
+        width = self.config.partition_s
+        start = int(self.clock()) // width * width
+        part = self.partitions.get(start)
+        if part is None:
+            part = Partition(self.root / str(start), start, self.config)
+            with self._lock:
+                self.partitions[start] = part
+            log.info("opened partition %s", part.path)
+        return part
+
+    def _count_in(self, part: Partition, txn, trace_id: bytes) -> int:
+        """Spans of a trace already in the partition (on a miss of the in-memory counts)."""
+        total = 0
+        cur = txn.cursor(part.dbs[b"traces"])
+        if cur.set_range(trace_id):
+            for key, value in cur:
+                if key[:16] != trace_id:
+                    break
+                total += _U32.unpack(value)[0]
+        return total
+
+    def write(self, batches: Sequence[SpanBatch]) -> list[WriteResult]:
+        if self._closed:
+            raise StoreError("store is closed")
+        part = self._partition_for_now()
+        pack = self._codec.pack
+        limit = self.limits.max_spans_per_trace
+        counts = self._trace_counts
+        results = []
+        chunk_items = []  # (seq key, chunk value) in sequence order
+        trace_items = []  # (trace id + seq key, span count)
+        record_items = {b"resources": [], b"scopes": []}
+        seq = part.next_seq
+        min_start, max_end, total = part.min_start, part.max_end, 0
+        try:
+            with part.env.begin(write=True) as txn:
+                for batch in batches:
+                    refusals = Refusals()
+                    spans = batch.spans
+                    if not len(spans):
+                        results.append(WriteResult(0, refusals))
+                        continue
+                    rids = np.empty(len(batch.resources), np.uint64)
+                    for i, (record, _service) in enumerate(batch.resources):
+                        rids[i] = rid = _record_id(record)
+                        self._remember(part, record_items, b"resources", rid, record)
+                    sids = np.empty(len(batch.scopes), np.uint64)
+                    for i, (record, _resource) in enumerate(batch.scopes):
+                        sids[i] = sid = _record_id(record)
+                        self._remember(part, record_items, b"scopes", sid, record)
+                    hdr = headers(spans, rids, sids)
+                    buf = batch.buf
+                    offs = spans["span_off"].tolist()
+                    lens = spans["span_len"].tolist()
+                    tids, inverse = np.unique(spans["trace_id"], return_inverse=True)
+                    order = np.argsort(inverse, kind="stable")
+                    bounds = np.searchsorted(inverse[order], np.arange(len(tids) + 1)).tolist()
+                    order = order.tolist()
+                    accepted = 0
+                    for t, tid in enumerate(tids.tolist()):
+                        members = order[bounds[t]:bounds[t + 1]]
+                        have = counts.get(tid)
+                        if have is None:
+                            have = self._count_in(part, txn, tid)
+                        room = limit - have
+                        if len(members) > room:
+                            cut = max(room, 0)
+                            refusals.add("trace_too_many_spans",
+                                         f"trace has more than {limit} spans (limits.max_spans_per_trace)",
+                                         len(members) - cut)
+                            members = members[:cut]
+                            if not members:
+                                counts[tid] = have
+                                continue
+                        parts = []
+                        for i in members:
+                            parts.append(hdr[i * 40:i * 40 + 40])
+                            parts.append(buf[offs[i]:offs[i] + lens[i]])
+                        key = _SEQ.pack(seq)
+                        seq += 1
+                        chunk_items.append((key, pack(b"".join(parts))))
+                        trace_items.append((tid + key, _U32.pack(len(members))))
+                        counts[tid] = have + len(members)
+                        accepted += len(members)
+                    if accepted:
+                        min_start = min(min_start, int(spans["start_ns"].min()))
+                        max_end = max(max_end, int(spans["end_ns"].max()))
+                    total += accepted
+                    results.append(WriteResult(accepted, refusals))
+                txn.cursor(part.dbs[b"chunks"]).putmulti(chunk_items, append=True)
+                trace_items.sort()
+                txn.cursor(part.dbs[b"traces"]).putmulti(trace_items)
+                for name, items in record_items.items():
+                    if items:
+                        txn.cursor(part.dbs[name]).putmulti(items, overwrite=False)
+                meta = part.dbs[b"meta"]
+                txn.put(b"min_start", _U64.pack(min_start), db=meta)
+                txn.put(b"max_end", _U64.pack(max_end), db=meta)
+                txn.put(b"spans", _U64.pack(part.spans + total), db=meta)
+        except lmdb.Error as exc:
+            # The transaction was aborted: forget what it would have recorded.
+            for name, items in record_items.items():
+                for key, _ in items:
+                    part.known_records.discard((name, key))
+            for key, _ in trace_items:
+                counts.pop(key[:16], None)
+            raise StoreError(f"commit failed: {exc}") from exc
+        part.next_seq = seq
+        part.min_start, part.max_end, part.spans = min_start, max_end, part.spans + total
+        if len(counts) > self.config.trace_count_cache:
+            self._trim_counts()
+        return results
+
+    @staticmethod
+    def _remember(part: Partition, items: dict, name: bytes, rid: int, record: bytes) -> None:
+        key = _U64.pack(rid)
+        if (name, key) not in part.known_records:
+            part.known_records.add((name, key))
+            items[name].append((key, record))
+
+    def _trim_counts(self) -> None:
+        """Forget the older half of the per-trace counts (dicts keep insertion order)."""
+        keep = len(self._trace_counts) // 2
+        items = list(self._trace_counts.items())[-keep:]
+        self._trace_counts = dict(items)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            for part in self.partitions.values():
+                part.close()
+            self.partitions.clear()
+
+    # ---------------------------------------------------------------- reading
+
+    def _codec_for_thread(self) -> ChunkCodec:
+        codec = getattr(self._local, "codec", None)
+        if codec is None:
+            codec = self._local.codec = ChunkCodec(0)
+        return codec
+
+    def _snapshot(self) -> list[Partition]:
+        with self._lock:
+            return sorted(self.partitions.values(), key=lambda p: p.start_s, reverse=True)
+
+    def get_trace(self, trace_id: bytes) -> Trace | None:
+        if len(trace_id) != 16:
+            raise ValueError("trace ID must be 16 bytes")
+        codec = self._codec_for_thread()
+        trace = Trace(trace_id)
+        found = []
+        for part in self._snapshot():
+            with part.env.begin() as txn:
+                cur = txn.cursor(part.dbs[b"traces"])
+                if not cur.set_range(trace_id):
+                    continue
+                seqs = []
+                for key in cur.iternext(keys=True, values=False):
+                    if key[:16] != trace_id:
+                        break
+                    seqs.append(key[16:])
+                if not seqs:
+                    continue
+                chunks = part.dbs[b"chunks"]
+                spans = []
+                for seq in seqs:
+                    value = txn.get(seq, db=chunks)
+                    if value is None:
+                        raise StoreError(f"partition {part.path.name}: chunk {seq.hex()} is missing")
+                    spans.extend(codec.unpack(value))
+                for name, table in ((b"resources", trace.resources), (b"scopes", trace.scopes)):
+                    db = part.dbs[name]
+                    for rid in {s.resource_id if name == b"resources" else s.scope_id for s in spans}:
+                        if rid not in table:
+                            table[rid] = txn.get(_U64.pack(rid), db=db) or b""
+                found.extend(spans)
+        if not found:
+            return None
+        trace.spans = dedupe(found)
+        return trace
+
+    def stats(self) -> dict:
+        parts = self._snapshot()
+        return {
+            "partitions": len(parts),
+            "spans": sum(p.spans for p in parts),
+            "disk_bytes": sum(p.disk_bytes() for p in parts),
+        }

@@ -1,0 +1,1 @@
+"""Measure stage: Clew's load generator and benchmarks (``python -m perf`` / ``clew-perf``)."""

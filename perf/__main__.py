@@ -1,0 +1,36 @@
+"""Measure stage: command line of the performance harness (``python -m perf``, ``clew-perf``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from perf import decode_bench, loadgen
+
+    parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("load", help="OTLP load generator against a Clew server",
+                       description=(loadgen.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    loadgen.add_arguments(p)
+    p.set_defaults(func=loadgen.run)
+    p = sub.add_parser("decode", help="OTLP decoder micro-benchmark",
+                       description=(decode_bench.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    decode_bench.add_arguments(p)
+    p.set_defaults(func=decode_bench.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

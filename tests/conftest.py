@@ -1,0 +1,109 @@
+"""Shared test fixtures: a real ``clew serve`` process on free ports, and the decoder twins."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFORMANCE = ROOT.parent / "shared" / "conformance"
+CLEW = [sys.executable, "-m", "collector"]
+
+
+class Server:
+    """A ``clew serve`` subprocess; ports come from DATA_DIR/ports.json."""
+
+    def __init__(self, data_dir: Path, *settings: str, env: dict | None = None):
+        self.data_dir = Path(data_dir)
+        self.settings = list(settings)
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.ports: dict = {}
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [*CLEW, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+                "--otlp-grpc-port", "0", "--otlp-http-port", "0", "--query-port", "0"]
+        for s in self.settings:
+            args += ["--set", s]
+        env = dict(os.environ, **(self.env or {}))
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        ports_file = self.data_dir / "ports.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"clew serve exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                ports = json.loads(ports_file.read_text())
+                if ports.get("pid") == self.proc.pid:
+                    self.ports = ports
+                    if requests.get(self.url("/readyz"), timeout=2).status_code == 200:
+                        return self
+            except (OSError, ValueError, requests.RequestException):
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"clew serve did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-5000:]
+        except OSError:
+            return ""
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports['query']}{path}"
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.ports['otlp_http']}/v1/traces"
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"127.0.0.1:{self.ports['otlp_grpc']}"
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def make(*settings: str, data_dir: Path | None = None, env: dict | None = None) -> Server:
+        srv = Server(data_dir or tmp_path / f"data{len(started)}", *settings, env=env)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        if srv.proc and srv.proc.poll() is None:
+            srv.stop()
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory()
