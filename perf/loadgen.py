@@ -588,7 +588,10 @@ class LoadRun:
                     w.spans_acked += nspans - rejected
                     w.spans_rejected += rejected
                     if msg:
-                        w.partial_messages[msg[:200]] += 1
+                        key = msg[:200]
+                        if key not in w.partial_messages and len(w.partial_messages) >= 20:
+                            key = "(other messages)"
+                        w.partial_messages[key] += 1
                     w.latency.append(done - start)
                 elif cls == BUSY:
                     w.busy += 1
@@ -713,6 +716,8 @@ class LoadRun:
                 "acked_requests_per_s": round(w.req_acked / elapsed, 2) if elapsed else 0.0,
                 "sent_spans_per_s": round(w.spans_sent / elapsed, 1) if elapsed else 0.0,
                 "sent_mbytes_per_s": round(w.bytes_sent / elapsed / 1e6, 3) if elapsed else 0.0,
+                # gRPC compresses inside its core, so there the bytes are counted before gzip.
+                "sent_bytes_compressed": bool(a.gzip and a.protocol == "http"),
                 "target_spans_per_s": a.rate or None,
             },
             "latency_ms": {"count": len(w.latency), "p50": pct(50), "p95": pct(95),
@@ -772,7 +777,8 @@ def format_report(r: dict) -> str:
         f"refused {req['refused'] - req['busy']:,} other  errors {req['errors']:,}  "
         f"retries {req['retries']:,}  in flight at end {req['in_flight_at_end']}",
         f"  throughput {th['acked_spans_per_s']:,.0f} spans/s  {th['acked_requests_per_s']:,.1f} "
-        f"req/s  ({th['sent_mbytes_per_s']:.2f} MB/s on the wire, "
+        f"req/s  ({th['sent_mbytes_per_s']:.2f} MB/s sent"
+        f"{'' if th['sent_bytes_compressed'] or not c['gzip'] else ' before gzip'}, "
         f"{r['pool']['mean_body_bytes'] / 1024:.1f} KiB/request before gzip)",
         f"  latency    p50 {_fmt(lat['p50'])}  p95 {_fmt(lat['p95'])}  p99 {_fmt(lat['p99'])}  "
         f"max {_fmt(lat['max'])} ms  (from {lat['measured_from']})",
