@@ -566,7 +566,10 @@ class LoadRun:
                 attempt = 0
                 try:
                     while True:
-                        outcome = await sender.send(wire)
+                        try:
+                            outcome = await sender.send(wire)
+                        except Exception as exc:  # a transport bug must not kill the worker
+                            outcome = (ERROR, type(exc).__name__, 0, "", None)
                         if outcome[0] != BUSY or not a.retry or attempt >= a.max_retries \
                                 or self.stopping:
                             break
