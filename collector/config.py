@@ -100,7 +100,7 @@ class StoreConfig:
     fsync: bool = False  # False: durable against a process crash; True: against power loss too
     compression_level: int = 1  # zstd level for chunks; 0 stores them uncompressed
     max_batch_spans: int = 100_000  # spans written in one transaction (group commit)
-    trace_count_cache: int = 1_000_000  # traces whose span counts are kept for the per-trace limit
+    trace_count_cache: int = 100_000  # traces whose span counts are kept for the per-trace limit
 
     def validate(self) -> None:
         _positive("store", "partition_s", self.partition_s)
