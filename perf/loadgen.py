@@ -385,6 +385,9 @@ class ServerMonitor:
         self.keep_series = keep_series
         self.series: list = []
         self.rss_peak = 0
+        self.anon_peak = 0
+        self.anon_first = None
+        self.anon_last = None
         self.alive = True
 
     def _tree(self) -> list:
@@ -408,23 +411,38 @@ class ServerMonitor:
         return total
 
     def rss(self) -> int | None:
+        sizes = self._sizes()
+        return None if sizes is None else sizes[0]
+
+    def _sizes(self) -> tuple[int, int] | None:
+        """(RSS, anonymous RSS). RSS also counts the store's memory-mapped file pages, which
+        the kernel can drop at will; anonymous RSS (RSS less file-backed and shared pages) is
+        the process's own memory, the figure that must stay bounded."""
         procs = self._tree()
         if not procs:
             return None
-        total = 0
+        total = anon = 0
         for p in procs:
             try:
-                total += p.memory_info().rss
+                info = p.memory_info()
+                total += info.rss
+                anon += info.rss - getattr(info, "shared", 0)
             except psutil.Error:
                 pass
-        return total
+        return total, anon
 
     def sample(self, t: float) -> int | None:
-        rss = self.rss()
-        if rss is not None:
-            self.rss_peak = max(self.rss_peak, rss)
-            if self.keep_series:
-                self.series.append([round(t, 3), rss])
+        sizes = self._sizes()
+        if sizes is None:
+            return None
+        rss, anon = sizes
+        self.rss_peak = max(self.rss_peak, rss)
+        self.anon_peak = max(self.anon_peak, anon)
+        if self.anon_first is None:
+            self.anon_first = anon
+        self.anon_last = anon
+        if self.keep_series:
+            self.series.append([round(t, 3), rss, anon])
         return rss
 
 
@@ -754,6 +772,9 @@ class LoadRun:
                 "rss_window_start_bytes": self.rss_window_start,
                 "rss_end_bytes": rss_end,
                 "rss_peak_bytes": m.rss_peak or None,
+                "rss_anon_first_bytes": m.anon_first,
+                "rss_anon_end_bytes": m.anon_last,
+                "rss_anon_peak_bytes": m.anon_peak or None,
                 "rss_samples": m.series if m.keep_series else None,
             }
         return report
@@ -801,6 +822,9 @@ def format_report(r: dict) -> str:
         lines.append(f"  server     pid {s['pid']}  cpu {_fmt(s['cpu_seconds'], ' s')} "
                      f"({_fmt(s['cpu_percent'], '%')})  rss start {_fmt_mb(s['rss_start_bytes'])}  "
                      f"end {_fmt_mb(s['rss_end_bytes'])}  peak {_fmt_mb(s['rss_peak_bytes'])}")
+        lines.append(f"             anonymous rss first {_fmt_mb(s['rss_anon_first_bytes'])}  "
+                     f"end {_fmt_mb(s['rss_anon_end_bytes'])}  peak {_fmt_mb(s['rss_anon_peak_bytes'])}"
+                     "  (rss less mapped store files)")
     cl = r["client"]
     lines.append(f"  client     cpu {cl['cpu_seconds']:.1f} s ({_fmt(cl['cpu_percent'], '%')})")
     return "\n".join(lines)
