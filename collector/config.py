@@ -39,6 +39,7 @@ class ServerConfig:
     data_dir: str = "./data"
     log_level: str = "info"
     shutdown_timeout_s: float = 30.0
+    gil_switch_interval_s: float = 0.001  # how soon the loop thread gets the GIL back from the writer
 
     def validate(self) -> None:
         if not self.host:
@@ -48,6 +49,7 @@ class ServerConfig:
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"server.log_level: one of debug, info, warning, error, got {self.log_level!r}")
         _positive("server", "shutdown_timeout_s", self.shutdown_timeout_s)
+        _positive("server", "gil_switch_interval_s", self.gil_switch_interval_s)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 from hypercorn.asyncio import serve as hypercorn_serve
@@ -49,6 +50,10 @@ def _write_ports(data_dir: Path, ports: dict) -> Path:
 
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    # The writer thread and the event loop share the GIL. With the default 5 ms switch
+    # interval a request can wait that long for the loop to get the GIL back while the
+    # writer builds chunks; 1 ms keeps the answer tail short (docs/performance.md).
+    sys.setswitchinterval(config.server.gil_switch_interval_s)
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from perf.traces import RequestPool, TraceShape
 
@@ -47,65 +49,16 @@ OK, BUSY, REFUSED, ERROR = "ok", "busy", "refused", "error"
 
 # -- OTLP response ---------------------------------------------------------------------------
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            return result, pos
-
-
 def parse_partial_success(body: bytes) -> tuple[int, str]:
     """(rejected_spans, error_message) of an ExportTraceServiceResponse; (0, '') if absent.
 
-    ExportTraceServiceResponse.partial_success is field 1; within it rejected_spans (int64) is
-    field 1 and error_message field 2.  Unparseable bodies count as no rejection.
+    Unparseable bodies count as no rejection.
     """
-    rejected, message = 0, ""
     try:
-        pos, end = 0, len(body)
-        while pos < end:
-            key, pos = _varint(body, pos)
-            f, wt = key >> 3, key & 7
-            if wt == 0:
-                _, pos = _varint(body, pos)
-                continue
-            if wt == 1:
-                pos += 8
-                continue
-            if wt == 5:
-                pos += 4
-                continue
-            if wt != 2:
-                return rejected, message
-            n, pos = _varint(body, pos)
-            if f == 1:
-                p, e = pos, pos + n
-                while p < e:
-                    k2, p = _varint(body, p)
-                    f2, wt2 = k2 >> 3, k2 & 7
-                    if wt2 == 0:
-                        v, p = _varint(body, p)
-                        if f2 == 1:
-                            rejected = v - (1 << 64) if v >= 1 << 63 else v
-                    elif wt2 == 2:
-                        m, p = _varint(body, p)
-                        if f2 == 2:
-                            message = bytes(body[p:p + m]).decode("utf-8", "replace")
-                        p += m
-                    elif wt2 == 1:
-                        p += 8
-                    elif wt2 == 5:
-                        p += 4
-                    else:
-                        break
-            pos += n
-    except IndexError:
-        pass
-    return rejected, message
+        partial = ExportTraceServiceResponse.FromString(body).partial_success
+    except DecodeError:
+        return 0, ""
+    return partial.rejected_spans, partial.error_message
 
 
 # -- HTTP/1.1 keep-alive client --------------------------------------------------------------
@@ -524,12 +477,51 @@ class SpawnedServer:
         return self.proc.returncode
 
 
+# -- the server's own view of ack latency ------------------------------------------------------
+
+def scrape_ack_histogram(query: str | None, protocol: str) -> dict[float, float] | None:
+    """Cumulative ``clew_ack_seconds`` buckets (le → count) for one protocol, from /metrics."""
+    if not query:
+        return None
+    label = 'protocol="otlp_grpc"' if protocol == "grpc" else 'protocol="otlp_http"'
+    try:
+        with urllib.request.urlopen(f"http://{query}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except (OSError, urllib.error.URLError):
+        return None
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith("clew_ack_seconds_bucket{") and label in line:
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return buckets or None
+
+
+def server_quantiles(before: dict | None, after: dict | None) -> dict | None:
+    """p50/p95/p99 upper bounds (ms) over the window, from two scrapes of the histogram."""
+    if not after:
+        return None
+    before = before or {}
+    les = sorted(after)
+    counts = [after[le] - before.get(le, 0.0) for le in les]
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return None
+    out = {"count": int(total), "source": "clew_ack_seconds histogram; each figure is the upper bound "
+                                          "of the bucket holding that quantile (server receive to answer)"}
+    for name, q in (("p50_le", 0.5), ("p95_le", 0.95), ("p99_le", 0.99)):
+        le = next(le for le, c in zip(les, counts) if c >= q * total)
+        out[name] = None if le == float("inf") else round(le * 1e3, 3)
+    return out
+
+
 # -- the run ---------------------------------------------------------------------------------
 
 class LoadRun:
     def __init__(self, args: argparse.Namespace, pool: RequestPool, host: str, port: int,
-                 monitor: ServerMonitor | None):
+                 monitor: ServerMonitor | None, query: str | None = None):
         self.args = args
+        self.query = query  # host:port of the server's query API, for its /metrics
         self.pool = pool
         self.host, self.port = host, port
         self.monitor = monitor
@@ -674,6 +666,7 @@ class LoadRun:
         self.cpu0_client = _client_cpu()
         self.cpu0_server = self.monitor.cpu_seconds() if self.monitor else None
         self.rss_window_start = self.monitor.rss() if self.monitor else None
+        self.ack_hist0 = scrape_ack_histogram(self.query, self.args.protocol)
         self.mark0 = time.perf_counter()
 
     async def run(self) -> dict:
@@ -698,6 +691,7 @@ class LoadRun:
             if c is not None and self.cpu0_server is not None:
                 cpu_server = c - self.cpu0_server
             rss_end = self.monitor.sample(time.perf_counter() - self.t0)
+        self.server_ack = server_quantiles(self.ack_hist0, scrape_ack_histogram(self.query, a.protocol))
         self.stopping = True
         in_flight_at_end = self.in_flight
         done, pending = await asyncio.wait(workers, timeout=min(a.timeout, 10.0) + 1.0)
@@ -724,6 +718,7 @@ class LoadRun:
                        "gzip": a.gzip, "spawned": bool(a.spawn),
                        "server_pid": self.monitor.pid if self.monitor else None},
             "window_s": round(elapsed, 3),
+            "server_ack_ms": self.server_ack,
             "pool": {"bodies": len(self.pool.templates),
                      "mean_body_bytes": round(self.pool.mean_body_bytes, 1),
                      "spans_per_request": a.spans_per_request},
@@ -807,6 +802,10 @@ def format_report(r: dict) -> str:
         f"  latency    p50 {_fmt(lat['p50'])}  p95 {_fmt(lat['p95'])}  p99 {_fmt(lat['p99'])}  "
         f"max {_fmt(lat['max'])} ms  (from {lat['measured_from']})",
     ]
+    if r.get("server_ack_ms"):
+        sa = r["server_ack_ms"]
+        lines.append(f"  server ack p50 <= {_fmt(sa['p50_le'])}  p95 <= {_fmt(sa['p95_le'])}  "
+                     f"p99 <= {_fmt(sa['p99_le'])} ms  (the server's own histogram, {sa['count']:,} requests)")
     if r["send_lag_ms"]:
         lg = r["send_lag_ms"]
         lines.append(f"  send lag   p50 {lg['p50']:.1f}  p99 {lg['p99']:.1f}  max {lg['max']:.1f} ms "
@@ -840,6 +839,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--server-set", action="append", default=[], metavar="K=V",
                    help="with --spawn: pass `--set K=V` to clew serve (repeatable)")
     g.add_argument("--server-pid", type=int, help="monitor CPU/RSS of this (external) server pid")
+    g.add_argument("--query-endpoint", metavar="HOST:PORT",
+                   help="query API of an external server: its /metrics gives the server-side ack latency")
     g.add_argument("--spawn-timeout", type=float, default=60.0, help="seconds to wait for readyz")
     g.add_argument("--keep-data", action="store_true", help="with --spawn: keep the temp data dir")
     g.add_argument("--gzip", action="store_true", help="gzip request bodies")
@@ -927,7 +928,8 @@ def run(a: argparse.Namespace) -> int:
             host, port = _parse_endpoint(a.endpoint)
             pid = a.server_pid
         monitor = ServerMonitor(pid, a.rss_samples) if pid else None
-        lr = LoadRun(a, pool, host, port, monitor)
+        query = f"127.0.0.1:{server.ports['query']}" if server is not None else a.query_endpoint
+        lr = LoadRun(a, pool, host, port, monitor, query)
         lr.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         loop = _new_loop(a.loop)
         try:
