@@ -212,3 +212,33 @@ def test_busy_answers_429_and_every_acknowledged_span_is_stored(server_factory):
         assert stored_span_ids(server, 0xF000 + n) == []
     metrics = requests.get(server.url("/metrics")).text
     assert 'clew_ingest_requests_total{outcome="busy",protocol="otlp_http"}' in metrics
+
+
+def test_grpc_busy_is_resource_exhausted(server_factory):
+    server = server_factory("ingest.max_queued_spans=1")
+
+    def body(n: int) -> bytes:
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        for i in range(1, 2001):
+            good_span(ss, 0x7000 + n, i)
+        return req.SerializeToString()
+
+    bodies = [body(n) for n in range(16)]
+    codes = []
+    with grpc.insecure_channel(server.otlp_grpc) as channel:
+        export = channel.unary_unary(EXPORT)
+        for _round in range(10):
+            calls = [export.future(b, timeout=30) for b in bodies]
+            for call in calls:
+                try:
+                    call.result()
+                    codes.append((grpc.StatusCode.OK, ""))
+                except grpc.RpcError as err:
+                    codes.append((err.code(), err.details()))
+            if any(c != grpc.StatusCode.OK for c, _ in codes):
+                break
+    busy = [d for c, d in codes if c != grpc.StatusCode.OK]
+    assert busy, "a queue bound of one span never answered busy"
+    assert all(c in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED) for c, _ in codes)
+    assert all("ingest.max_queued_spans" in d for d in busy)
