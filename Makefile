@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test setup build clean
 
-$(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx)
+$(STAMP): pyproject.toml setup.py $(wildcard _ext/*.pyx) $(wildcard _ext/*.pxd)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[test]'
