@@ -1,22 +1,29 @@
-"""Decode stage: picks the compiled or pure-Python twin once (``CLEW_NO_EXTENSIONS=1`` forces Python).
+"""Decode stage: picks each compiled or pure-Python twin once (``CLEW_NO_EXTENSIONS=1`` forces Python).
 
-Everything downstream imports ``decode_export_request`` from here and never chooses itself.
+Everything downstream imports decoders from here and never chooses itself.  Each pair is a
+pure-Python reference module in ``collector/codec/`` and a Cython module of the same name with a
+leading underscore in ``_ext/``.
 """
 from __future__ import annotations
 
+import importlib
 import os
-
-from collector.codec import otlp as _py_otlp
+from types import ModuleType
 
 NO_EXTENSIONS = bool(os.environ.get("CLEW_NO_EXTENSIONS"))
 
-if NO_EXTENSIONS:
-    _impl = _py_otlp
-else:
-    try:
-        from _ext import _otlp as _impl  # type: ignore[no-redef]
-    except ImportError:  # compiled twin not built: fall back to the reference
-        _impl = _py_otlp
 
-decode_export_request = _impl.decode_export_request
-COMPILED = _impl is not _py_otlp
+def _pick(name: str) -> ModuleType:
+    """The compiled twin ``_ext._<name>`` unless disabled or not built, else the reference."""
+    reference = importlib.import_module(f"collector.codec.{name}")
+    if NO_EXTENSIONS:
+        return reference
+    try:
+        return importlib.import_module(f"_ext._{name}")
+    except ImportError:  # not built: the reference serves, and the CI test for it fails
+        return reference
+
+
+otlp = _pick("otlp")
+decode_export_request = otlp.decode_export_request
+COMPILED = otlp.__name__.startswith("_ext.")
