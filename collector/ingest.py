@@ -5,10 +5,9 @@ outcome and errors (``DecodeError``, ``Busy``, ``StoreError``) onto their protoc
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from collector.codec import decode_export_request
-from collector.codec.otlp_json import json_to_protobuf
 from collector.config import Config
 from collector.metrics import Metrics
 from collector.pipeline import Refusals, validate
@@ -27,16 +26,18 @@ class Ingest:
         self.metrics = metrics
         self.null_sink = config.ingest.null_sink
 
-    async def export(self, body: bytes, protocol: str, json: bool = False) -> Outcome:
-        """Store the spans of one OTLP request; returns once they are committed.
+    async def export(self, body: bytes, protocol: str,
+                     to_otlp: Callable[[bytes], bytes] | None = None) -> Outcome:
+        """Store the spans of one request; returns once they are committed.
 
-        Raises ``DecodeError`` (nothing stored), ``Busy`` (nothing stored, retry later) or
-        ``StoreError`` (the commit failed, nothing acknowledged).
+        ``body`` is OTLP protobuf, or any format ``to_otlp`` translates into it (OTLP/JSON,
+        Jaeger, Zipkin).  Raises ``DecodeError`` (nothing stored), ``Busy`` (nothing stored,
+        retry later) or ``StoreError`` (the commit failed, nothing acknowledged).
         """
         if self.null_sink:
             return Outcome(0, Refusals())
-        if json:
-            body = json_to_protobuf(body)
+        if to_otlp is not None:
+            body = to_otlp(body)
         batch = decode_export_request(body)
         m = self.metrics
         m.spans_received.labels(protocol).inc(len(batch))

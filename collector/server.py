@@ -77,8 +77,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     ingest = Ingest(config, writer, metrics)
 
     grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
-    http_server, http_port, http_conns = await otlp_http.start(ingest, config.otlp, host,
-                                                               config.otlp.http_port)
+    otlp_http_listener = await otlp_http.start(ingest, config.otlp, host, config.otlp.http_port)
+    http_port = otlp_http_listener.port
+    listeners = [otlp_http_listener]
 
     from query.app import create_app  # the query side is downstream of the collector
 
@@ -105,13 +106,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     finally:
         log.info("shutting down: no new requests; committing what is queued")
         ready = False
-        http_server.close()
+        for listener in listeners:
+            listener.close()
         grpc_stop = loop.create_task(grpc_server.stop(grace=config.server.shutdown_timeout_s))
         deadline = loop.time() + config.server.shutdown_timeout_s
-        while any(not c.idle() for c in list(http_conns)) and loop.time() < deadline:
+        while not all(listener.idle() for listener in listeners) and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        for conn in list(http_conns):
-            conn.shutdown()
+        for listener in listeners:
+            listener.close_connections()
         await grpc_stop
         if writer is not None:
             await writer.close()
