@@ -12,6 +12,11 @@ from collector.errors import ConfigError
 PORT_FLAGS = {
     "--otlp-grpc-port": ("otlp.grpc_port", 4317),
     "--otlp-http-port": ("otlp.http_port", 4318),
+    "--jaeger-compact-port": ("jaeger.compact_port", 6831),
+    "--jaeger-binary-port": ("jaeger.binary_port", 6832),
+    "--jaeger-http-port": ("jaeger.http_port", 14268),
+    "--jaeger-grpc-port": ("jaeger.grpc_port", 14250),
+    "--zipkin-port": ("zipkin.port", 9411),
     "--query-port": ("query.port", 16686),
 }
 

@@ -69,6 +69,33 @@ class OtlpConfig:
 
 
 @dataclass(frozen=True)
+class JaegerConfig:
+    """The Jaeger receivers: agent UDP (Thrift compact and binary), collector HTTP and gRPC."""
+
+    compact_port: int = 6831  # UDP, agent.emitBatch in Thrift compact
+    binary_port: int = 6832  # UDP, agent.emitBatch in Thrift binary
+    http_port: int = 14268  # POST /api/traces, Thrift binary Batch
+    grpc_port: int = 14250  # jaeger.api_v2.CollectorService/PostSpans
+    max_datagram_bytes: int = 65_000  # larger UDP datagrams are counted and dropped
+
+    def validate(self) -> None:
+        for name in ("compact_port", "binary_port", "http_port", "grpc_port"):
+            _port("jaeger", name, getattr(self, name))
+        if not 512 <= self.max_datagram_bytes <= 65_535:
+            raise ConfigError(f"jaeger.max_datagram_bytes: must be 512..65535, got {self.max_datagram_bytes}")
+
+
+@dataclass(frozen=True)
+class ZipkinConfig:
+    """The Zipkin receiver: /api/v2/spans (JSON, proto3) and /api/v1/spans (JSON, Thrift)."""
+
+    port: int = 9411
+
+    def validate(self) -> None:
+        _port("zipkin", "port", self.port)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Validation limits applied to every span before it is stored (collector/pipeline.py)."""
 
@@ -129,6 +156,8 @@ class QueryConfig:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
+    jaeger: JaegerConfig = field(default_factory=JaegerConfig)
+    zipkin: ZipkinConfig = field(default_factory=ZipkinConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

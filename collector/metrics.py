@@ -28,6 +28,11 @@ class Metrics:
                                         buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         self.ack_seconds = Histogram("clew_ack_seconds", "Time from a request's body to its answer.",
                                      ["protocol"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.udp_received = Counter("clew_udp_datagrams_received", "UDP datagrams received.",
+                                    ["protocol"], registry=r)
+        self.udp_dropped = Counter("clew_udp_datagrams_dropped",
+                                   "UDP datagrams dropped, by reason (UDP cannot be refused).",
+                                   ["protocol", "reason"], registry=r)
         self.queue_spans = Gauge("clew_ingest_queue_spans", "Spans waiting for the writer.", registry=r)
 
     def watch_store(self, stats_fn) -> None:

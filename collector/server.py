@@ -20,7 +20,7 @@ from hypercorn.config import Config as HypercornConfig
 from collector.config import Config
 from collector.ingest import Ingest
 from collector.metrics import Metrics
-from collector.receivers import otlp_grpc, otlp_http
+from collector.receivers import jaeger, otlp_grpc, otlp_http, zipkin
 from collector.store.hot import HotStore
 from collector.store.writer import Writer
 
@@ -78,8 +78,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
     grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
     otlp_http_listener = await otlp_http.start(ingest, config.otlp, host, config.otlp.http_port)
-    http_port = otlp_http_listener.port
-    listeners = [otlp_http_listener]
+    jaeger_receivers = jaeger.JaegerReceivers()
+    await jaeger_receivers.start(ingest, config.jaeger, config.otlp, host)
+    zipkin_listener = await zipkin.start(ingest, config.zipkin, config.otlp, host)
+    listeners = [otlp_http_listener, jaeger_receivers.http, zipkin_listener]
+    grpc_servers = [grpc_server, jaeger_receivers.grpc]
 
     from query.app import create_app  # the query side is downstream of the collector
 
@@ -95,26 +98,29 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     query_stop = asyncio.Event()
     query_task = loop.create_task(hypercorn_serve(app, hconf, shutdown_trigger=query_stop.wait))
 
-    ports = {"otlp_grpc": grpc_port, "otlp_http": http_port, "query": query_port, "pid": os.getpid()}
+    ports = {"otlp_grpc": grpc_port, "otlp_http": otlp_http_listener.port, **jaeger_receivers.ports,
+             "zipkin": zipkin_listener.port, "query": query_port, "pid": os.getpid()}
     path = _write_ports(data_dir, ports)
     ready = True
-    log.info("clew serving: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d, query %s:%d, data in %s (ports in %s)",
-             host, grpc_port, host, http_port, host, query_port, data_dir.resolve(), path)
+    log.info("clew serving on %s: %s; data in %s (ports in %s)", host,
+             ", ".join(f"{k} {v}" for k, v in ports.items() if k != "pid"), data_dir.resolve(), path)
 
     try:
         await stop.wait()
     finally:
         log.info("shutting down: no new requests; committing what is queued")
         ready = False
+        jaeger_receivers.stop_accepting()
         for listener in listeners:
             listener.close()
-        grpc_stop = loop.create_task(grpc_server.stop(grace=config.server.shutdown_timeout_s))
+        grpc_stop = asyncio.gather(*(g.stop(grace=config.server.shutdown_timeout_s) for g in grpc_servers))
         deadline = loop.time() + config.server.shutdown_timeout_s
         while not all(listener.idle() for listener in listeners) and loop.time() < deadline:
             await asyncio.sleep(0.02)
         for listener in listeners:
             listener.close_connections()
         await grpc_stop
+        await jaeger_receivers.drain()
         if writer is not None:
             await writer.close()
         query_stop.set()

@@ -415,8 +415,10 @@ class SpawnedServer:
         self.log_path = self.root / "server.log"
         self.keep_data = keep_data
         clew = Path(sys.executable).parent / "clew"
-        cmd = [str(clew), "serve", "--data-dir", str(self.data_dir), "--otlp-grpc-port", "0",
-               "--otlp-http-port", "0", "--query-port", "0", "--host", "127.0.0.1"]
+        cmd = [str(clew), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
+        for flag in ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
+                     "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port"):
+            cmd += [flag, "0"]  # every listener on a free port
         for kv in settings:
             cmd += ["--set", kv]
         self.cmd = cmd

@@ -15,6 +15,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 CLEW = [sys.executable, "-m", "collector"]
+PORT_FLAGS = ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
+              "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port")
 
 
 class Server:
@@ -30,8 +32,9 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> "Server":
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [*CLEW, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
-                "--otlp-grpc-port", "0", "--otlp-http-port", "0", "--query-port", "0"]
+        args = [*CLEW, "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
+        for flag in PORT_FLAGS:  # every listener on a free port
+            args += [flag, "0"]
         for s in self.settings:
             args += ["--set", s]
         env = dict(os.environ, **(self.env or {}))
@@ -66,6 +69,12 @@ class Server:
     @property
     def otlp_http(self) -> str:
         return f"http://127.0.0.1:{self.ports['otlp_http']}/v1/traces"
+
+    def http(self, key: str, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports[key]}{path}"
+
+    def addr(self, key: str) -> str:
+        return f"127.0.0.1:{self.ports[key]}"
 
     @property
     def otlp_grpc(self) -> str:

@@ -24,6 +24,17 @@ def _pick(name: str) -> ModuleType:
         return reference
 
 
+# The translators of foreign formats, picked on first use.
+TWINS = ("jaeger_thrift", "jaeger_proto", "zipkin")
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in TWINS:
+        module = globals()[name] = _pick(name)
+        return module
+    raise AttributeError(f"module 'collector.codec' has no attribute {name!r}")
+
+
 otlp = _pick("otlp")
 decode_export_request = otlp.decode_export_request
 COMPILED = otlp.__name__.startswith("_ext.")
