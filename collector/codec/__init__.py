@@ -1,8 +1,9 @@
 """Decode stage: picks each compiled or pure-Python twin once (``CLEW_NO_EXTENSIONS=1`` forces Python).
 
-Everything downstream imports decoders from here and never chooses itself.  Each pair is a
-pure-Python reference module in ``collector/codec/`` and a Cython module of the same name with a
-leading underscore in ``_ext/``.
+Each pair is a pure-Python reference module ``collector/codec/<name>.py`` and a Cython module
+``_ext/_<name>.pyx`` with the same API.  Everything downstream asks ``twin(name)`` (or uses
+``decode_export_request``) and never chooses itself.  The picked module is not stored under the
+submodule's own name: importing ``collector.codec.<name>`` binds that attribute to the reference.
 """
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import os
 from types import ModuleType
 
 NO_EXTENSIONS = bool(os.environ.get("CLEW_NO_EXTENSIONS"))
+
+# Every twin pair; translators of foreign formats included.
+TWINS = ("otlp", "jaeger_thrift", "jaeger_proto", "zipkin")
+_picked: dict[str, ModuleType] = {}
 
 
 def _pick(name: str) -> ModuleType:
@@ -24,17 +29,15 @@ def _pick(name: str) -> ModuleType:
         return reference
 
 
-# The translators of foreign formats, picked on first use.
-TWINS = ("jaeger_thrift", "jaeger_proto", "zipkin")
+def twin(name: str) -> ModuleType:
+    """The implementation of twin pair ``name`` this process uses (picked on first use)."""
+    module = _picked.get(name)
+    if module is None:
+        if name not in TWINS:
+            raise KeyError(f"no twin pair named {name!r}")
+        module = _picked[name] = _pick(name)
+    return module
 
 
-def __getattr__(name: str) -> ModuleType:
-    if name in TWINS:
-        module = globals()[name] = _pick(name)
-        return module
-    raise AttributeError(f"module 'collector.codec' has no attribute {name!r}")
-
-
-otlp = _pick("otlp")
-decode_export_request = otlp.decode_export_request
-COMPILED = otlp.__name__.startswith("_ext.")
+decode_export_request = twin("otlp").decode_export_request
+COMPILED = twin("otlp").__name__.startswith("_ext.")

@@ -60,7 +60,7 @@ class UdpAgent(asyncio.DatagramProtocol):
         task.add_done_callback(self.tasks.discard)
 
     async def _store(self, data: bytes) -> None:
-        decode = functools.partial(codec.jaeger_thrift.decode_emit_batch, compact=self.compact)
+        decode = functools.partial(codec.twin("jaeger_thrift").decode_emit_batch, compact=self.compact)
         try:
             await self.ingest.export(data, self.protocol, decode)
         except DecodeError as exc:
@@ -78,11 +78,11 @@ class UdpAgent(asyncio.DatagramProtocol):
 
 
 def _decode_batch(body: bytes) -> bytes:
-    return codec.jaeger_thrift.decode_batch(body)
+    return codec.twin("jaeger_thrift").decode_batch(body)
 
 
 def _decode_post_spans(body: bytes) -> bytes:
-    return codec.jaeger_proto.decode_post_spans(body)
+    return codec.twin("jaeger_proto").decode_post_spans(body)
 
 
 def http_handler(ingest: Ingest, limit: int):

@@ -13,19 +13,19 @@ THRIFT = "application/x-thrift"
 
 
 def _v2_json(body: bytes) -> bytes:
-    return codec.zipkin.v2_json_to_otlp(body)
+    return codec.twin("zipkin").v2_json_to_otlp(body)
 
 
 def _v2_proto(body: bytes) -> bytes:
-    return codec.zipkin.v2_proto_to_otlp(body)
+    return codec.twin("zipkin").v2_proto_to_otlp(body)
 
 
 def _v1_json(body: bytes) -> bytes:
-    return codec.zipkin.v1_json_to_otlp(body)
+    return codec.twin("zipkin").v1_json_to_otlp(body)
 
 
 def _v1_thrift(body: bytes) -> bytes:
-    return codec.zipkin.v1_spans_to_otlp(codec.jaeger_thrift.decode_zipkin_v1_thrift(body))
+    return codec.twin("zipkin").v1_spans_to_otlp(codec.twin("jaeger_thrift").decode_zipkin_v1_thrift(body))
 
 
 def _routes():
