@@ -10,7 +10,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("load", help="OTLP load generator against a Clew server",
+    p = sub.add_parser("load", help="load generator (OTLP, Jaeger, Zipkin) against a Clew server",
                        description=(loadgen.__doc__ or "").strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     loadgen.add_arguments(p)

@@ -1,4 +1,4 @@
-"""Measure stage: OTLP load generator (HTTP or gRPC) with progress, latency and server-cost report.
+"""Measure stage: load generator (OTLP, Jaeger, Zipkin) with progress, latency and server-cost report.
 
 Shape of a run: build a ``RequestPool`` once; start (``--spawn``) or attach to (``--endpoint``) a
 server; run ``--concurrency`` workers, each with one connection, for ``--warmup`` + ``--duration``
@@ -10,12 +10,18 @@ its full response has been read.  With ``--rate`` the workers follow an open-loo
 server that stalls the workers is charged for the sends that queued up behind it (no
 coordinated omission).  Busy answers (HTTP 429/503, gRPC RESOURCE_EXHAUSTED/UNAVAILABLE) are
 counted as refusals and not retried unless ``--retry`` is given.
+
+Jaeger and Zipkin protocols send the same traces converted once by ``perf.foreign``.  Jaeger agent
+UDP cannot be acknowledged: there the report gives the send rate and what the server's own
+``/metrics`` counted (accepted spans, datagrams received and dropped), not latency.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import random
+import re
 import shutil
 import signal
 import socket
@@ -36,7 +42,8 @@ import psutil
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from perf.traces import RequestPool, TraceShape
+from perf import foreign
+from perf.traces import RequestPool, SendGroup, TraceShape
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -45,6 +52,37 @@ GRPC_BUSY = ("RESOURCE_EXHAUSTED", "UNAVAILABLE")
 
 # Outcome classes of one request.
 OK, BUSY, REFUSED, ERROR = "ok", "busy", "refused", "error"
+
+
+class Protocol:
+    """How one ``--protocol`` reaches the server: transport, ports.json key, path, success."""
+
+    def __init__(self, name: str, transport: str, port_key: str, label: str, *, path: str = "",
+                 content_type: str = "", ok_status: int = 0, method: str = "", otlp: bool = False):
+        self.name, self.transport, self.port_key, self.label = name, transport, port_key, label
+        self.path, self.content_type, self.ok_status, self.method = path, content_type, ok_status, method
+        self.otlp = otlp  # the answer may carry an OTLP partial_success
+
+    @property
+    def udp(self) -> bool:
+        return self.transport == "udp"
+
+
+PROTOCOLS = {p.name: p for p in (
+    Protocol("http", "http", "otlp_http", "otlp_http", path="/v1/traces",
+             content_type="application/x-protobuf", ok_status=200, otlp=True),
+    Protocol("grpc", "grpc", "otlp_grpc", "otlp_grpc", method=GRPC_METHOD, otlp=True),
+    Protocol(foreign.JAEGER_UDP_COMPACT, "udp", "jaeger_compact", "jaeger_udp_compact"),
+    Protocol(foreign.JAEGER_UDP_BINARY, "udp", "jaeger_binary", "jaeger_udp_binary"),
+    Protocol(foreign.JAEGER_THRIFT_HTTP, "http", "jaeger_http", "jaeger_http", path="/api/traces",
+             content_type="application/x-thrift", ok_status=202),
+    Protocol(foreign.JAEGER_GRPC, "grpc", "jaeger_grpc", "jaeger_grpc",
+             method="/jaeger.api_v2.CollectorService/PostSpans"),
+    Protocol(foreign.ZIPKIN_JSON, "http", "zipkin", "zipkin_v2_json", path="/api/v2/spans",
+             content_type="application/json", ok_status=202),
+    Protocol(foreign.ZIPKIN_PROTO, "http", "zipkin", "zipkin_v2_proto", path="/api/v2/spans",
+             content_type="application/x-protobuf", ok_status=202),
+)}
 
 
 # -- OTLP response ---------------------------------------------------------------------------
@@ -230,12 +268,17 @@ def http_get_status(url: str, timeout: float = 2.0) -> int:
 # An outcome is (class, key, rejected spans, partial-success message, retry-after seconds).
 
 class HttpSender:
-    def __init__(self, host: str, port: int, gzip: bool, gzip_level: int, timeout: float):
-        headers = {"Content-Type": "application/x-protobuf"}
+    acks = True
+
+    def __init__(self, host: str, port: int, gzip: bool, gzip_level: int, timeout: float,
+                 protocol: Protocol = PROTOCOLS["http"]):
+        headers = {"Content-Type": protocol.content_type}
         if gzip:
             headers["Content-Encoding"] = "gzip"
         self.gzip_level = gzip_level if gzip else None
-        self.client = HttpClient(host, port, "/v1/traces", headers, timeout)
+        self.ok_status = protocol.ok_status
+        self.otlp = protocol.otlp
+        self.client = HttpClient(host, port, protocol.path, headers, timeout)
 
     def prepare(self, body: bytearray):
         if self.gzip_level is None:
@@ -248,9 +291,9 @@ class HttpSender:
             status, headers, rbody = await self.client.post(body)
         except (OSError, TimeoutError, ValueError, asyncio.TimeoutError) as exc:
             return ERROR, type(exc).__name__, 0, "", None
-        if status == 200:
-            rejected, msg = parse_partial_success(rbody) if rbody else (0, "")
-            return OK, "200", rejected, msg, None
+        if status == self.ok_status:
+            rejected, msg = parse_partial_success(rbody) if rbody and self.otlp else (0, "")
+            return OK, str(status), rejected, msg, None
         if status in HTTP_BUSY:
             retry_after = headers.get(b"retry-after")
             try:
@@ -265,7 +308,10 @@ class HttpSender:
 
 
 class GrpcSender:
-    def __init__(self, host: str, port: int, gzip: bool, timeout: float):
+    acks = True
+
+    def __init__(self, host: str, port: int, gzip: bool, timeout: float,
+                 protocol: Protocol = PROTOCOLS["grpc"]):
         import grpc
         import grpc.aio
 
@@ -279,7 +325,8 @@ class GrpcSender:
         self.channel = grpc.aio.insecure_channel(
             f"{host}:{port}", options=options,
             compression=grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression)
-        self.call = self.channel.unary_unary(GRPC_METHOD, request_serializer=None,
+        self.otlp = protocol.otlp
+        self.call = self.channel.unary_unary(protocol.method, request_serializer=None,
                                              response_deserializer=None)
 
     def prepare(self, body: bytearray) -> bytes:
@@ -301,11 +348,44 @@ class GrpcSender:
             return REFUSED, code, 0, "", None
         except (OSError, asyncio.TimeoutError) as exc:
             return ERROR, type(exc).__name__, 0, "", None
-        rejected, msg = parse_partial_success(resp) if resp else (0, "")
+        rejected, msg = parse_partial_success(resp) if resp and self.otlp else (0, "")
         return OK, "OK", rejected, msg, None
 
     async def close(self) -> None:
         await self.channel.close()
+
+
+class UdpSender:
+    """One connected non-blocking UDP socket; "OK" only means the kernel took the datagram."""
+
+    acks = False
+
+    def __init__(self, host: str, port: int):
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 2**20)
+        except OSError:
+            pass
+        self.sock.connect((host, port))
+
+    def prepare(self, body: bytearray) -> bytearray:
+        return body
+
+    async def send(self, body) -> tuple:
+        try:
+            self.sock.send(body)
+        except BlockingIOError:  # send buffer full: back off a moment, count it, go on
+            await asyncio.sleep(0.001)
+            return ERROR, "EAGAIN", 0, "", None
+        except OSError as exc:  # e.g. ConnectionRefused from an ICMP port-unreachable
+            return ERROR, type(exc).__name__, 0, "", None
+        await asyncio.sleep(0)  # a send never waits: let the other workers and the ticker run
+        return OK, "sent", 0, "", None
+
+    async def close(self) -> None:
+        self.sock.close()
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -481,16 +561,94 @@ class SpawnedServer:
 
 # -- the server's own view of ack latency ------------------------------------------------------
 
-def scrape_ack_histogram(query: str | None, protocol: str) -> dict[float, float] | None:
-    """Cumulative ``clew_ack_seconds`` buckets (le → count) for one protocol, from /metrics."""
+def scrape_metrics(query: str | None) -> str | None:
+    """The server's /metrics text, or None (no query endpoint, or it did not answer)."""
     if not query:
         return None
-    label = 'protocol="otlp_grpc"' if protocol == "grpc" else 'protocol="otlp_http"'
     try:
         with urllib.request.urlopen(f"http://{query}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-    except (OSError, urllib.error.URLError):
+            return resp.read().decode()
+    except (OSError, urllib.error.URLError, ValueError):
         return None
+
+
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric_samples(text: str | None, name: str) -> list[tuple[dict, float]]:
+    """(labels, value) of every sample of metric ``name`` in a Prometheus text exposition."""
+    out = []
+    for line in (text or "").splitlines():
+        if not line.startswith(name):
+            continue
+        rest = line[len(name):]
+        if rest.startswith("{"):
+            labels_text, _, value = rest[1:].rpartition("} ")
+            labels = dict(_LABEL.findall(labels_text))
+        elif rest.startswith(" "):
+            labels, value = {}, rest
+        else:
+            continue  # a longer name with this prefix
+        try:
+            out.append((labels, float(value.split()[0])))
+        except (ValueError, IndexError):
+            pass
+    return out
+
+
+def server_counters(text: str | None, label: str) -> dict | None:
+    """The server's counters for one protocol label, from one scrape of /metrics."""
+    if text is None:
+        return None
+
+    def total(name):
+        return sum(v for lb, v in metric_samples(text, name) if lb.get("protocol") == label)
+
+    def by(name, key):
+        out: dict = {}
+        for lb, v in metric_samples(text, name):
+            if lb.get("protocol") == label:
+                out[lb.get(key, "")] = out.get(lb.get(key, ""), 0.0) + v
+        return out
+
+    return {"spans_received": total("clew_spans_received_total"),
+            "spans_accepted": total("clew_spans_accepted_total"),
+            "spans_refused": by("clew_spans_refused_total", "reason"),
+            "requests": by("clew_ingest_requests_total", "outcome"),
+            "datagrams_received": total("clew_udp_datagrams_received_total"),
+            "datagrams_dropped": by("clew_udp_datagrams_dropped_total", "reason")}
+
+
+def counters_delta(before: dict | None, after: dict | None) -> dict | None:
+    if before is None or after is None:
+        return None
+    out = {}
+    for k, v in after.items():
+        if isinstance(v, dict):
+            b = before.get(k, {})
+            out[k] = {kk: int(vv - b.get(kk, 0.0)) for kk, vv in v.items() if vv - b.get(kk, 0.0)}
+        else:
+            out[k] = int(v - before.get(k, 0.0))
+    return out
+
+
+def kernel_udp_errors() -> dict | None:
+    """This host's UDP receive-side error counters (/proc/net/snmp): datagrams the kernel dropped."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines() if ln.startswith("Udp:")]
+    except OSError:
+        return None
+    if len(lines) < 2:
+        return None
+    row = dict(zip(lines[0][1:], (int(x) for x in lines[1][1:])))
+    return {"in_errors": row.get("InErrors"), "rcvbuf_errors": row.get("RcvbufErrors")}
+
+
+def scrape_ack_histogram(text: str | None, label: str) -> dict[float, float] | None:
+    """Cumulative ``clew_ack_seconds`` buckets (le → count) for one protocol label, from /metrics."""
+    if text is None:
+        return None
+    label = f'protocol="{label}"'
     buckets = {}
     for line in text.splitlines():
         if line.startswith("clew_ack_seconds_bucket{") and label in line:
@@ -520,9 +678,11 @@ def server_quantiles(before: dict | None, after: dict | None) -> dict | None:
 # -- the run ---------------------------------------------------------------------------------
 
 class LoadRun:
-    def __init__(self, args: argparse.Namespace, pool: RequestPool, host: str, port: int,
+    def __init__(self, args: argparse.Namespace, pool, host: str, port: int,
                  monitor: ServerMonitor | None, query: str | None = None):
         self.args = args
+        self.protocol = PROTOCOLS[args.protocol]
+        self.verify = VerifySample(getattr(args, "verify", 0), args.seed)
         self.query = query  # host:port of the server's query API, for its /metrics
         self.pool = pool
         self.host, self.port = host, port
@@ -534,10 +694,12 @@ class LoadRun:
         self.stopping = False
 
     def _sender(self):
-        a = self.args
-        if a.protocol == "grpc":
-            return GrpcSender(self.host, self.port, a.gzip, a.timeout)
-        return HttpSender(self.host, self.port, a.gzip, a.gzip_level, a.timeout)
+        a, p = self.args, self.protocol
+        if p.transport == "grpc":
+            return GrpcSender(self.host, self.port, a.gzip, a.timeout, p)
+        if p.transport == "udp":
+            return UdpSender(self.host, self.port)
+        return HttpSender(self.host, self.port, a.gzip, a.gzip_level, a.timeout, p)
 
     def _window(self, t: float):
         if t < self.ws:
@@ -550,6 +712,8 @@ class LoadRun:
         a = self.args
         clock = time.perf_counter
         pool = self.pool
+        acks = sender.acks
+        verify = self.verify if self.verify.n else None
         try:
             while not self.stopping:
                 if self.interval:
@@ -564,7 +728,7 @@ class LoadRun:
                     start = due
                 else:
                     start = clock()
-                body, nspans = pool.fresh()
+                body, nspans, group = pool.next_send()
                 wire = sender.prepare(body)
                 sent_at = clock()
                 w = self._window(sent_at)
@@ -598,6 +762,8 @@ class LoadRun:
                 if w is None:
                     continue
                 cls, key, rejected, msg, _ = outcome
+                if verify is not None:
+                    verify.answered(group, cls == OK and not rejected)
                 if cls == OK:
                     w.req_acked += 1
                     w.spans_acked += nspans - rejected
@@ -607,7 +773,8 @@ class LoadRun:
                         if key not in w.partial_messages and len(w.partial_messages) >= 20:
                             key = "(other messages)"
                         w.partial_messages[key] += 1
-                    w.latency.append(done - start)
+                    if acks:
+                        w.latency.append(done - start)
                 elif cls == BUSY:
                     w.busy += 1
                     w.refusals[key] += 1
@@ -657,7 +824,8 @@ class LoadRun:
                 last_cpu = cpu
             p99 = w.percentile_ms(99)
             phase = "warm-up " if now < self.ws else ""
-            print(f"[{now - self.t0:6.1f}s] {phase}{rate:10,.0f} spans/s  acks {w.req_acked:,}  "
+            what = "sent" if self.protocol.udp else "acks"  # UDP: handed to the kernel, no more
+            print(f"[{now - self.t0:6.1f}s] {phase}{rate:10,.0f} spans/s  {what} {w.req_acked:,}  "
                   f"busy {w.busy:,}  refused {sum(w.refusals.values()) - w.busy:,}  "
                   f"errors {sum(w.errors.values()):,}  p99 "
                   f"{'-' if p99 is None else f'{p99:.1f} ms'}  in-flight {self.in_flight}{srv}",
@@ -668,12 +836,17 @@ class LoadRun:
         self.cpu0_client = _client_cpu()
         self.cpu0_server = self.monitor.cpu_seconds() if self.monitor else None
         self.rss_window_start = self.monitor.rss() if self.monitor else None
-        self.ack_hist0 = scrape_ack_histogram(self.query, self.args.protocol)
+        text = scrape_metrics(self.query)
+        self.ack_hist0 = scrape_ack_histogram(text, self.protocol.label)
+        self.counters0 = server_counters(text, self.protocol.label)
+        self.kernel0 = kernel_udp_errors() if self.protocol.udp else None
         self.mark0 = time.perf_counter()
 
     async def run(self) -> dict:
         a = self.args
-        self.interval = (a.spans_per_request / a.rate) if a.rate > 0 else 0.0
+        # One send is one message: a whole OTLP request, or one Jaeger batch (fewer spans).
+        per_send = getattr(self.pool, "mean_spans_per_send", a.spans_per_request)
+        self.interval = (per_send / a.rate) if a.rate > 0 else 0.0
         self._next_slot = 0
         self.rss_start = None
         senders = [self._sender() for _ in range(a.concurrency)]
@@ -693,7 +866,10 @@ class LoadRun:
             if c is not None and self.cpu0_server is not None:
                 cpu_server = c - self.cpu0_server
             rss_end = self.monitor.sample(time.perf_counter() - self.t0)
-        self.server_ack = server_quantiles(self.ack_hist0, scrape_ack_histogram(self.query, a.protocol))
+        text = scrape_metrics(self.query)
+        self.server_ack = server_quantiles(self.ack_hist0, scrape_ack_histogram(text, self.protocol.label))
+        self.counters_end = server_counters(text, self.protocol.label)
+        kernel_end = kernel_udp_errors() if self.protocol.udp else None
         self.stopping = True
         in_flight_at_end = self.in_flight
         done, pending = await asyncio.wait(workers, timeout=min(a.timeout, 10.0) + 1.0)
@@ -701,6 +877,24 @@ class LoadRun:
             t.cancel()
         if pending:
             await asyncio.wait(pending, timeout=2.0)
+        self.counters_settled, self.settle_s = None, None
+        if self.protocol.udp and self.counters_end is not None:
+            # Datagrams sent before the window closed may still be decoding: wait until the
+            # server's counters stop moving (at most --settle seconds).
+            t_end = time.perf_counter()
+            last = self.counters_end
+            while time.perf_counter() - t_end < a.settle:
+                await asyncio.sleep(0.5)
+                now = server_counters(scrape_metrics(self.query), self.protocol.label)
+                if now is None or now == last:
+                    break
+                last = now
+            self.counters_settled, self.settle_s = last, round(time.perf_counter() - t_end, 1)
+            kernel_end = kernel_udp_errors()
+        self.kernel_delta = None
+        if self.kernel0 and kernel_end:
+            self.kernel_delta = {k: (kernel_end[k] - self.kernel0[k]) if kernel_end[k] is not None else None
+                                 for k in kernel_end}
         return self._report(elapsed, cpu_client, cpu_server, rss_end, in_flight_at_end)
 
     def _report(self, elapsed, cpu_client, cpu_server, rss_end, in_flight_at_end) -> dict:
@@ -716,14 +910,16 @@ class LoadRun:
             "version": 1,
             "started_at": self.started_at,
             "config": {k: v for k, v in vars(a).items() if k not in ("func", "command")},
-            "target": {"protocol": a.protocol, "host": self.host, "port": self.port,
+            "target": {"protocol": a.protocol, "metrics_label": self.protocol.label,
+                       "host": self.host, "port": self.port,
                        "gzip": a.gzip, "spawned": bool(a.spawn),
                        "server_pid": self.monitor.pid if self.monitor else None},
             "window_s": round(elapsed, 3),
             "server_ack_ms": self.server_ack,
-            "pool": {"bodies": len(self.pool.templates),
+            "pool": {"bodies": len(getattr(self.pool, "templates", None) or self.pool.groups),
                      "mean_body_bytes": round(self.pool.mean_body_bytes, 1),
-                     "spans_per_request": a.spans_per_request},
+                     "spans_per_request": a.spans_per_request,
+                     "foreign": self.pool.stats() if hasattr(self.pool, "stats") else None},
             "requests": {"sent": w.req_sent, "acked": w.req_acked, "busy": w.busy,
                          "refused": sum(w.refusals.values()), "errors": sum(w.errors.values()),
                          "retries": w.retries, "in_flight_at_end": in_flight_at_end},
@@ -735,14 +931,15 @@ class LoadRun:
                 "sent_spans_per_s": round(w.spans_sent / elapsed, 1) if elapsed else 0.0,
                 "sent_mbytes_per_s": round(w.bytes_sent / elapsed / 1e6, 3) if elapsed else 0.0,
                 # gRPC compresses inside its core, so there the bytes are counted before gzip.
-                "sent_bytes_compressed": bool(a.gzip and a.protocol == "http"),
+                "sent_bytes_compressed": bool(a.gzip and self.protocol.transport == "http"),
                 "target_spans_per_s": a.rate or None,
             },
             "latency_ms": {"count": len(w.latency), "p50": pct(50), "p95": pct(95),
                            "p99": pct(99), "p999": pct(99.9),
                            "max": None if lat is None else round(float(lat.max()), 3),
                            "mean": None if lat is None else round(float(lat.mean()), 3),
-                           "measured_from": "scheduled send" if a.rate > 0 else "send"},
+                           "measured_from": "scheduled send" if a.rate > 0 else "send",
+                           "applicable": not self.protocol.udp},
             "send_lag_ms": None if lag is None else {
                 "p50": round(float(np.percentile(lag, 50)), 3),
                 "p99": round(float(np.percentile(lag, 99)), 3),
@@ -757,6 +954,7 @@ class LoadRun:
                        "cpu_percent": round(100 * cpu_client / elapsed, 1) if elapsed else None},
             "server": None,
         }
+        self._server_side(report, elapsed)
         if self.monitor:
             m = self.monitor
             report["server"] = {
@@ -777,6 +975,111 @@ class LoadRun:
         return report
 
 
+    def _server_side(self, report: dict, elapsed: float) -> None:
+        """What the server's /metrics counted over the window; for UDP, the section that replaces acks."""
+        w = self.meas
+        window = counters_delta(self.counters0, self.counters_end)
+        settled = counters_delta(self.counters0, self.counters_settled)
+        report["server_counters"] = None if window is None else {
+            "label": self.protocol.label, "window": window, "settled": settled, "settle_s": self.settle_s}
+        report["throughput"]["server_accepted_spans_per_s"] = \
+            round(window["spans_accepted"] / elapsed, 1) if window and elapsed else None
+        if not self.protocol.udp:
+            report["udp"] = None
+            return
+        # Nothing is acknowledged over UDP: "acked" would only mean "the kernel took it".
+        report["requests"]["acked"] = None
+        report["spans"]["acked"] = None
+        report["throughput"]["acked_spans_per_s"] = None
+        report["throughput"]["acked_requests_per_s"] = None
+        last = settled or window or {}
+        accepted = last.get("spans_accepted")
+        fs = report["pool"]["foreign"] or {}
+        report["udp"] = {
+            "datagrams_sent": w.req_sent,
+            "datagrams_sent_ok": w.req_acked,
+            "send_errors": dict(w.errors),
+            "datagrams_per_s": round(w.req_sent / elapsed, 1) if elapsed else None,
+            "spans_per_s": round(w.spans_sent / elapsed, 1) if elapsed else None,
+            "spans_per_datagram": {
+                "sent_mean": round(w.spans_sent / w.req_sent, 2) if w.req_sent else None,
+                "pool_min": (fs.get("spans_per_message") or {}).get("min"),
+                "pool_max": (fs.get("spans_per_message") or {}).get("max")},
+            "datagram_bytes": fs.get("message_bytes"),
+            "max_datagram_bytes": fs.get("max_datagram_bytes"),
+            "server_spans_accepted": accepted,
+            "server_accepted_share": round(accepted / w.spans_sent, 4)
+            if accepted is not None and w.spans_sent else None,
+            "server_accepted_spans_per_s": report["throughput"]["server_accepted_spans_per_s"],
+            "server_datagrams_received": last.get("datagrams_received"),
+            "server_datagrams_dropped": last.get("datagrams_dropped"),
+            "kernel_udp_errors": self.kernel_delta,
+            "ack_latency": "not applicable: UDP datagrams are not acknowledged",
+        }
+
+
+# -- --verify: the traces came back ------------------------------------------------------------
+
+class VerifySample:
+    """A uniform sample (reservoir) of traces whose every message was accepted, for ``--verify``.
+
+    A trace is eligible once all messages of its group were answered with success (UDP: handed
+    to the kernel), so a trace cut short by a refusal is never held against the server.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n = max(int(n or 0), 0)
+        self.seen = 0
+        self.items: list[tuple[str, int]] = []
+        self._rng = random.Random(seed)
+
+    def answered(self, group: SendGroup, ok: bool) -> None:
+        if not ok:
+            group.failed = True
+        group.left -= 1
+        if group.left or group.failed:
+            return
+        for i, want in enumerate(group.trace_spans):
+            if not want:
+                continue
+            self.seen += 1
+            if len(self.items) < self.n:
+                self.items.append((bytes(group.tids[i]).hex(), int(want)))
+            else:
+                j = self._rng.randrange(self.seen)
+                if j < self.n:
+                    self.items[j] = (bytes(group.tids[i]).hex(), int(want))
+
+
+def verify_traces(query: str, items: list[tuple[str, int]], timeout: float = 10.0) -> dict:
+    """Fetch each trace from ``GET /api/traces/{id}`` and compare its span count with what was sent."""
+    out = {"requested": len(items), "complete": 0, "wrong_span_count": 0, "missing": 0, "errors": 0,
+           "spans_expected": sum(n for _, n in items), "spans_found": 0, "examples": []}
+    for tid, want in items:
+        try:
+            with urllib.request.urlopen(f"http://{query}/api/traces/{tid}", timeout=timeout) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            out["missing" if exc.code == 404 else "errors"] += 1
+            if exc.code != 404 and len(out["examples"]) < 5:
+                out["examples"].append({"trace_id": tid, "expected": want, "http_status": exc.code})
+            continue
+        except (OSError, ValueError) as exc:
+            out["errors"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append({"trace_id": tid, "expected": want, "error": type(exc).__name__})
+            continue
+        got = sum(len(t.get("spans") or []) for t in body.get("data") or [])
+        out["spans_found"] += got
+        if got == want:
+            out["complete"] += 1
+        else:
+            out["wrong_span_count"] += 1
+            if len(out["examples"]) < 5:
+                out["examples"].append({"trace_id": tid, "expected": want, "found": got})
+    return out
+
+
 def _fmt_mb(n) -> str:
     return "-" if n is None else f"{n / 2**20:,.0f} MB"
 
@@ -788,6 +1091,8 @@ def _fmt(v, unit="") -> str:
 def format_report(r: dict) -> str:
     c, lat, req, sp, th = r["config"], r["latency_ms"], r["requests"], r["spans"], r["throughput"]
     rate = "flat out" if not c["rate"] else f"{c['rate']:,} spans/s open loop"
+    if r.get("udp"):
+        return _format_udp(r, rate)
     lines = [
         f"clew-perf load: {c['protocol']}{' +gzip' if c['gzip'] else ''} -> "
         f"{r['target']['host']}:{r['target']['port']}, concurrency {c['concurrency']}, {rate}, "
@@ -826,14 +1131,72 @@ def format_report(r: dict) -> str:
         lines.append(f"             anonymous rss first {_fmt_mb(s['rss_anon_first_bytes'])}  "
                      f"end {_fmt_mb(s['rss_anon_end_bytes'])}  peak {_fmt_mb(s['rss_anon_peak_bytes'])}"
                      "  (rss less mapped store files)")
+    _format_tail(r, lines)
+    return "\n".join(lines)
+
+
+def _format_tail(r: dict, lines: list) -> None:
+    """Lines every report ends with: server-side counters, --verify, client CPU."""
+    sc = r.get("server_counters")
+    if sc and not r.get("udp"):
+        wd = sc["window"]
+        lines.append(f"  server     /metrics {sc['label']}: accepted {wd['spans_accepted']:,} spans "
+                     f"({_fmt(r['throughput'].get('server_accepted_spans_per_s'))} spans/s) "
+                     f"received {wd['spans_received']:,}"
+                     + (f"  refused {wd['spans_refused']}" if wd["spans_refused"] else ""))
+    v = r.get("verify")
+    if v:
+        lines.append(f"  verify     {v['complete']}/{v['requested']} traces complete  wrong span count "
+                     f"{v['wrong_span_count']}  missing {v['missing']}  errors {v['errors']}  "
+                     f"(spans {v['spans_found']:,}/{v['spans_expected']:,})")
+        for ex in v["examples"][:3]:
+            lines.append(f"             e.g. {ex}")
     cl = r["client"]
     lines.append(f"  client     cpu {cl['cpu_seconds']:.1f} s ({_fmt(cl['cpu_percent'], '%')})")
+
+
+def _format_udp(r: dict, rate: str) -> str:
+    c, u, th = r["config"], r["udp"], r["throughput"]
+    lines = [
+        f"clew-perf load: {c['protocol']} -> {r['target']['host']}:{r['target']['port']}, "
+        f"concurrency {c['concurrency']}, {rate}, {r['window_s']:.1f} s measured (+{c['warmup']:g} s warm-up)",
+        f"  sent       {u['datagrams_sent']:,} datagrams ({u['datagrams_per_s']:,.0f}/s)  "
+        f"{r['spans']['sent']:,} spans ({u['spans_per_s']:,.0f} spans/s, {th['sent_mbytes_per_s']:.2f} MB/s)  "
+        f"send errors {u['send_errors'] or 0}",
+        f"  datagrams  {u['spans_per_datagram']['sent_mean']} spans each (pool {u['spans_per_datagram']['pool_min']}"
+        f"..{u['spans_per_datagram']['pool_max']}), bytes mean {(u['datagram_bytes'] or {}).get('mean')} "
+        f"max {(u['datagram_bytes'] or {}).get('max')} (limit {u['max_datagram_bytes']})",
+    ]
+    if u["server_spans_accepted"] is None:
+        lines.append("  server     no /metrics (give --query-endpoint for an external server): "
+                     "nothing is known about what arrived")
+    else:
+        share = u["server_accepted_share"]
+        lines.append(f"  server     accepted {u['server_spans_accepted']:,} spans"
+                     f" ({'-' if share is None else f'{100 * share:.1f}%'} of sent; "
+                     f"{_fmt(u['server_accepted_spans_per_s'])} spans/s in the window)  "
+                     f"datagrams received {u['server_datagrams_received']:,}  dropped "
+                     f"{u['server_datagrams_dropped'] or 0}  (settled {r['server_counters']['settle_s']} s after)")
+    if u["kernel_udp_errors"]:
+        k = u["kernel_udp_errors"]
+        lines.append(f"  kernel     UDP receive errors on this host: InErrors {k['in_errors']}  "
+                     f"RcvbufErrors {k['rcvbuf_errors']} (socket buffer overflows: datagrams the server never saw)")
+    lines.append("  latency    not applicable: UDP is not acknowledged")
+    s = r["server"]
+    if s:
+        lines.append(f"  server     pid {s['pid']}  cpu {_fmt(s['cpu_seconds'], ' s')} "
+                     f"({_fmt(s['cpu_percent'], '%')})  rss start {_fmt_mb(s['rss_start_bytes'])}  "
+                     f"end {_fmt_mb(s['rss_end_bytes'])}  peak {_fmt_mb(s['rss_peak_bytes'])}")
+    _format_tail(r, lines)
     return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target")
-    g.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    g.add_argument("--protocol", choices=tuple(PROTOCOLS), default="http",
+                   help="http/grpc: OTLP; jaeger-udp-compact, jaeger-udp-binary (agent emitBatch), "
+                        "jaeger-http (Thrift Batch), jaeger-grpc (api_v2 PostSpans), zipkin-json, "
+                        "zipkin-proto (/api/v2/spans)")
     g.add_argument("--endpoint", metavar="HOST:PORT",
                    help="server to load (the OTLP port of --protocol)")
     g.add_argument("--spawn", action="store_true",
@@ -842,7 +1205,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --spawn: pass `--set K=V` to clew serve (repeatable)")
     g.add_argument("--server-pid", type=int, help="monitor CPU/RSS of this (external) server pid")
     g.add_argument("--query-endpoint", metavar="HOST:PORT",
-                   help="query API of an external server: its /metrics gives the server-side ack latency")
+                   help="query API of an external server: its /metrics gives the server-side ack "
+                        "latency and counters (UDP: what arrived); --verify reads traces from it")
     g.add_argument("--spawn-timeout", type=float, default=60.0, help="seconds to wait for readyz")
     g.add_argument("--keep-data", action="store_true", help="with --spawn: keep the temp data dir")
     g.add_argument("--gzip", action="store_true", help="gzip request bodies")
@@ -858,6 +1222,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--retry", action="store_true", help="retry busy answers (429/503, "
                    "RESOURCE_EXHAUSTED/UNAVAILABLE); latency then includes the retries")
     g.add_argument("--max-retries", type=int, default=20)
+    g.add_argument("--max-datagram-bytes", type=int, default=foreign.MAX_DATAGRAM,
+                   help="Jaeger UDP: largest datagram; batches are split to fit (default 65000)")
+    g.add_argument("--settle", type=float, default=10.0,
+                   help="Jaeger UDP: seconds at most to wait after the window for the server's "
+                        "counters to stop moving")
+    g.add_argument("--verify", type=int, default=0, metavar="N",
+                   help="after the run, fetch N sent traces (a uniform sample of fully accepted "
+                        "ones) from GET /api/traces/{id} and compare span counts")
     g = p.add_argument_group("traces")
     g.add_argument("--services", type=int, default=10)
     g.add_argument("--depth", type=int, default=4)
@@ -908,6 +1280,12 @@ def run(a: argparse.Namespace) -> int:
         raise SystemExit("give --endpoint HOST:PORT or --spawn")
     if a.concurrency < 1 or a.duration <= 0:
         raise SystemExit("--concurrency must be >= 1 and --duration > 0")
+    proto = PROTOCOLS[a.protocol]
+    if proto.udp and a.gzip:
+        raise SystemExit("--gzip does not apply to Jaeger UDP")
+    if proto.udp and not a.rate:
+        print("note: Jaeger UDP flat out sends as fast as the client can and cannot be slowed by the "
+              "server; give --rate to measure a sustainable load", file=sys.stderr, flush=True)
     shape = shape_from_args(a)
     size = max(4, min(a.pool, 100_000 // shape.spans_per_request))
     t = time.perf_counter()
@@ -915,17 +1293,26 @@ def run(a: argparse.Namespace) -> int:
     print(f"pool: {size} bodies x {shape.spans_per_request} spans, "
           f"{pool.mean_body_bytes / 1024:.1f} KiB each, built in {time.perf_counter() - t:.1f} s",
           file=sys.stderr, flush=True)
+    if not proto.otlp:
+        t = time.perf_counter()
+        pool = foreign.ForeignPool(a.protocol, pool, a.seed, a.max_datagram_bytes)
+        st = pool.stats()
+        print(f"{a.protocol}: {st['messages']} messages ({st['messages_per_group']} per pooled request), "
+              f"{st['spans_per_message']['mean']} spans and {st['message_bytes']['mean'] / 1024:.1f} KiB "
+              f"each (max {st['message_bytes']['max']:,} B), converted in {time.perf_counter() - t:.1f} s",
+              file=sys.stderr, flush=True)
 
     server = None
     try:
         if a.spawn:
             server = SpawnedServer(a.server_set, a.spawn_timeout, a.keep_data)
             host = "127.0.0.1"
-            port = int(server.ports["otlp_grpc" if a.protocol == "grpc" else "otlp_http"])
+            if proto.port_key not in server.ports:
+                raise SystemExit(f"the spawned server's ports.json has no {proto.port_key!r}")
+            port = int(server.ports[proto.port_key])
             pid = server.pid
-            print(f"spawned clew serve pid {pid} (otlp_http {server.ports.get('otlp_http')}, "
-                  f"otlp_grpc {server.ports.get('otlp_grpc')}, query {server.ports.get('query')}), "
-                  f"data {server.data_dir}", file=sys.stderr, flush=True)
+            print(f"spawned clew serve pid {pid} ({proto.port_key} {port}, "
+                  f"query {server.ports.get('query')}), data {server.data_dir}", file=sys.stderr, flush=True)
         else:
             host, port = _parse_endpoint(a.endpoint)
             pid = a.server_pid
@@ -938,6 +1325,14 @@ def run(a: argparse.Namespace) -> int:
             report = loop.run_until_complete(lr.run())
         finally:
             loop.close()
+        report["verify"] = None
+        if a.verify:
+            if not query:
+                print("--verify needs the query API: --spawn or --query-endpoint", file=sys.stderr)
+            else:
+                t = time.perf_counter()
+                report["verify"] = verify_traces(query, lr.verify.items)
+                report["verify"]["seconds"] = round(time.perf_counter() - t, 2)
     finally:
         if server is not None:
             rc = server.stop()
@@ -949,4 +1344,6 @@ def run(a: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"report: {out}")
+    if proto.udp:
+        return 0 if report["udp"]["datagrams_sent_ok"] else 1
     return 0 if report["requests"]["acked"] else 1

@@ -316,7 +316,7 @@ class _Template:
     """One serialized body with the positions of its trace IDs, span IDs and timestamps."""
 
     __slots__ = ("body", "nspans", "ntraces", "nids", "tid_pos", "tid_of", "sid_pos", "sid_of",
-                 "ts_pos", "ts_base")
+                 "ts_pos", "ts_base", "trace_spans")
 
     def __init__(self, body: bytes, nspans: int):
         self.body = body
@@ -324,6 +324,7 @@ class _Template:
         traces: dict[bytes, int] = {}
         ids: dict[bytes, int] = {}
         tid_pos, tid_of, sid_pos, sid_of, ts_pos, ts_base = [], [], [], [], [], []
+        span_traces = []  # trace index of every span (not of links), for the spans-per-trace count
 
         def trace_ref(s, e):
             tid_pos.append(s)
@@ -350,6 +351,7 @@ class _Template:
                     for f4, wt, s4, e4 in _fields(body, s3, e3):
                         if f4 == 1:
                             trace_ref(s4, e4)
+                            span_traces.append(tid_of[-1])
                         elif f4 in (2, 4):
                             span_ref(s4, e4)
                         elif f4 in (7, 8) and wt == 1:
@@ -372,6 +374,21 @@ class _Template:
         self.sid_of = np.asarray(sid_of, dtype=np.intp)
         self.ts_pos = np.asarray(ts_pos, dtype=np.intp)[:, None] + np.arange(8)
         self.ts_base = np.asarray(ts_base, dtype="<u8")
+        self.trace_spans = np.bincount(np.asarray(span_traces, dtype=np.intp), minlength=self.ntraces)
+
+
+class SendGroup:
+    """The messages made from one pooled request, sent with one set of fresh trace IDs.
+
+    ``tids`` (traces x 16 bytes) and ``trace_spans`` (spans per trace) tell ``--verify`` what to
+    look for; ``left`` counts the group's messages not yet answered, ``failed`` is set when one
+    of them was not fully accepted.
+    """
+
+    __slots__ = ("tids", "trace_spans", "left", "failed")
+
+    def __init__(self, tids: np.ndarray, trace_spans: np.ndarray, messages: int):
+        self.tids, self.trace_spans, self.left, self.failed = tids, trace_spans, messages, False
 
 
 class RequestPool:
@@ -399,6 +416,11 @@ class RequestPool:
 
     def fresh(self) -> tuple[bytearray, int]:
         """The next body with fresh IDs and current timestamps, and its span count."""
+        body, n, _ = self.next_send()
+        return body, n
+
+    def next_send(self) -> tuple[bytearray, int, SendGroup]:
+        """``fresh()`` plus the request's ``SendGroup`` (its new trace IDs and spans per trace)."""
         t = self.templates[self._next]
         self._next = (self._next + 1) % len(self.templates)
         out = bytearray(t.body)
@@ -409,7 +431,8 @@ class RequestPool:
         shifted = t.ts_base + np.uint64(max(time.time_ns() - self.built_ns, 0))
         view[t.ts_pos] = shifted.view(np.uint8).reshape(-1, 8)
         del view  # release the buffer export so the bytearray can be handed on freely
-        return out, t.nspans
+        tids = rnd[: 16 * t.ntraces].reshape(t.ntraces, 16)
+        return out, t.nspans, SendGroup(tids, t.trace_spans, 1)
 
 
 def build_request_bytes(shape: TraceShape, seed: int = 1) -> bytes:
