@@ -1,0 +1,1034 @@
+# cython: language_level=3
+"""Decode stage, compiled twin of collector/codec/zipkin.py (same API, same bytes, same errors).
+
+Every mapping rule is documented in the reference module.  This twin writes the common span
+straight into a C buffer: from the parsed JSON objects (``json`` is already C) or from a
+wire-level walk of proto3 ``ListOfSpans``, with no Python object per tag.  A span that needs
+more than that — a special tag (resource, scope, status, link, trace state, span.kind, endpoint
+keys), a non-string JSON tag value, an odd type anywhere, a bad ID — is handed to the reference
+functions, so the rare paths and every error message are the reference's own.  Both twins
+validate a whole span before writing it and translate spans one at a time, in order, so the
+first error reported for a body is the same.
+"""
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_DecodeUTF8
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+from _ext.pbwriter cimport *
+
+from collector.codec import otlp_writer as _w
+from collector.codec import zipkin as _ref
+from collector.errors import DecodeError
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object)
+    const char* PyUnicode_AsUTF8AndSize(object, Py_ssize_t*) except NULL
+
+cdef uint64_t MAX_US = 0xFFFFFFFFFFFFFFFF // 1000
+cdef int[5] KIND_OTLP = [0, 3, 2, 4, 5]
+cdef dict KIND_BY_NAME = _ref.KIND_BY_NAME
+cdef frozenset SPECIAL = _ref.SPECIAL_TAGS
+
+# Reference functions used on rare paths and for every error.
+_hex_id = _ref.hex_id
+_parent_id = _ref.parent_id
+_micros = _ref.micros
+_check_end = _ref.check_end
+_opt_str = _ref.opt_str
+_opt_bool = _ref.opt_bool
+_ip_text = _ref.ip_text
+_ip_packed = _ref.ip_packed
+_json_endpoint = _ref.json_endpoint
+_json_span = _ref.json_span
+_proto_span = _ref.proto_span
+_span_bytes = _ref.span_bytes
+_resource_bytes = _ref.resource_bytes
+_event_bytes = _ref.event_bytes
+_jtype = _ref._jtype
+_load_json = _ref.load_json
+
+# Special tag keys as UTF-8, bucketed by length, for the proto3 walk (no str per tag key).
+cdef list _special_bytes = sorted({k.encode() for k in SPECIAL}, key=len)
+DEF MAX_SPECIAL_LEN = 64
+cdef Py_ssize_t[MAX_SPECIAL_LEN + 2] _bucket
+
+
+def _init_buckets():
+    cdef Py_ssize_t n, k = 0
+    for n in range(MAX_SPECIAL_LEN + 2):
+        while k < len(_special_bytes) and len(_special_bytes[k]) < n:
+            k += 1
+        _bucket[n] = k
+    assert all(len(b) <= MAX_SPECIAL_LEN for b in _special_bytes)
+
+
+_init_buckets()
+
+
+cdef bint is_special(const uint8_t* p, Py_ssize_t n):
+    """Whether a tag key (UTF-8) is one the reference's tag_plan must see."""
+    cdef Py_ssize_t k
+    cdef bytes cand
+    if n >= 10 and memcmp(p, b"otlp.link.", 10) == 0:
+        return True
+    if n > MAX_SPECIAL_LEN:
+        return False
+    for k in range(_bucket[n], _bucket[n + 1]):
+        cand = <bytes>_special_bytes[k]
+        if (<const uint8_t*><char*>cand)[0] == p[0] and memcmp(<char*>cand, p, n) == 0:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------ writers
+
+cdef inline int w_str(PbBuf* b, uint32_t number, object s) except -1:
+    cdef Py_ssize_t n
+    cdef const char* p = PyUnicode_AsUTF8AndSize(s, &n)
+    return pb_bytes_field(b, number, <const uint8_t*>p, n, False)
+
+
+cdef inline int kv_raw(PbBuf* b, const uint8_t* k, Py_ssize_t kn, const uint8_t* v,
+                       Py_ssize_t vn) except -1:
+    """Span.attributes entry: KeyValue{1 key, 2 AnyValue{1 string_value}}."""
+    cdef Py_ssize_t m = pb_begin(b, 9)
+    cdef Py_ssize_t m2
+    pb_bytes_field(b, 1, k, kn, False)
+    m2 = pb_begin(b, 2)
+    pb_bytes_field(b, 1, v, vn, True)
+    pb_end(b, m2, 2, True)
+    return pb_end(b, m, 9, True)
+
+
+cdef inline int w_any_str(PbBuf* b, object value) except -1:
+    """KeyValue.value = AnyValue{1 string_value}, written even when empty."""
+    cdef Py_ssize_t n
+    cdef const char* p = PyUnicode_AsUTF8AndSize(value, &n)
+    cdef Py_ssize_t m = pb_begin(b, 2)
+    pb_bytes_field(b, 1, <const uint8_t*>p, n, True)
+    return pb_end(b, m, 2, True)
+
+
+cdef inline int kv_str(PbBuf* b, object key, object value) except -1:
+    cdef Py_ssize_t kn, vn
+    cdef const char* k = PyUnicode_AsUTF8AndSize(key, &kn)
+    cdef const char* v = PyUnicode_AsUTF8AndSize(value, &vn)
+    return kv_raw(b, <const uint8_t*>k, kn, <const uint8_t*>v, vn)
+
+
+cdef inline int kv_int(PbBuf* b, const char* key, Py_ssize_t kn, uint64_t v) except -1:
+    cdef Py_ssize_t m = pb_begin(b, 9)
+    cdef Py_ssize_t m2
+    pb_bytes_field(b, 1, <const uint8_t*>key, kn, False)
+    m2 = pb_begin(b, 2)
+    pb_tag(b, 3, 0)
+    pb_varint(b, v)
+    pb_end(b, m2, 2, True)
+    return pb_end(b, m, 9, True)
+
+
+cdef inline int kv_true(PbBuf* b, const char* key, Py_ssize_t kn) except -1:
+    cdef Py_ssize_t m = pb_begin(b, 9)
+    cdef Py_ssize_t m2
+    pb_bytes_field(b, 1, <const uint8_t*>key, kn, False)
+    m2 = pb_begin(b, 2)
+    pb_tag(b, 2, 0)
+    pb_varint(b, 1)
+    pb_end(b, m2, 2, True)
+    return pb_end(b, m, 9, True)
+
+
+cdef inline int w_event(PbBuf* b, uint64_t time_ns, const uint8_t* v, Py_ssize_t vn) except -1:
+    """Span.events entry: Event{1 time, 2 name}."""
+    cdef Py_ssize_t m = pb_begin(b, 11)
+    pb_fixed64_field(b, 1, time_ns)
+    pb_bytes_field(b, 2, v, vn, False)
+    return pb_end(b, m, 11, True)
+
+
+cdef inline int w_raw_field(PbBuf* b, uint32_t number, bytes data) except -1:
+    return pb_bytes_field(b, number, <const uint8_t*><char*>data, len(data), True)
+
+
+cdef inline int w_status(PbBuf* b, int code, const uint8_t* msg, Py_ssize_t mn) except -1:
+    cdef Py_ssize_t m = pb_begin(b, 15)
+    pb_bytes_field(b, 2, msg, mn, False)
+    pb_varint_field(b, 3, <uint64_t>code)
+    return pb_end(b, m, 15, False)
+
+
+cdef int w_ip4(PbBuf* b, const char* key, Py_ssize_t kn, const uint8_t* ip) except -1:
+    """A string attribute holding dotted IPv4 text, formatted in C."""
+    cdef char[16] text
+    cdef int n = 0, k, v, started
+    for k in range(4):
+        v = ip[k]
+        if v >= 100:
+            text[n] = <char>(48 + v // 100); n += 1
+        if v >= 10:
+            text[n] = <char>(48 + (v // 10) % 10); n += 1
+        text[n] = <char>(48 + v % 10); n += 1
+        if k < 3:
+            text[n] = 46; n += 1
+    return kv_raw(b, <const uint8_t*>key, kn, <const uint8_t*>text, n)
+
+
+# ------------------------------------------------------------------------ span collection
+
+cdef struct SpanRef:
+    Py_ssize_t off       # span body offset in the span buffer
+    Py_ssize_t len       # span body length
+    Py_ssize_t next      # next span of the same group, -1 at the end
+
+
+cdef class _Out:
+    """Span bodies in one buffer, grouped by (resource, scope) in order of first appearance."""
+    cdef PbBuf spans
+    cdef SpanRef* refs
+    cdef Py_ssize_t nrefs, cap
+    cdef dict groups          # (resource items, scope) → group index
+    cdef dict fast            # service name → group index of (service resource, empty scope)
+    cdef dict resources       # resource items → resource index
+    cdef list res_bytes       # resource index → Resource payload
+    cdef list group_res       # group index → resource index
+    cdef list res_groups      # resource index → its group indexes, in order
+    cdef list group_scope     # group index → InstrumentationScope payload
+    cdef list head            # group index → first span
+    cdef list tail            # group index → last span
+
+    def __cinit__(self):
+        pb_init(&self.spans, 4096)
+        self.refs = NULL
+        self.nrefs = self.cap = 0
+        self.groups = {}
+        self.fast = {}
+        self.resources = {}
+        self.res_bytes = []
+        self.group_res = []
+        self.res_groups = []
+        self.group_scope = []
+        self.head = []
+        self.tail = []
+
+    def __dealloc__(self):
+        pb_free(&self.spans)
+        PyMem_Free(self.refs)
+
+    cdef Py_ssize_t group(self, tuple resource, tuple scope, object payload=None) except -1:
+        """Index of the (resource, scope) group; ``payload`` is the Resource bytes when known."""
+        key = (resource, scope)
+        g = self.groups.get(key)
+        if g is not None:
+            return <Py_ssize_t>g
+        r = self.resources.get(resource)
+        if r is None:
+            r = len(self.res_bytes)
+            self.res_bytes.append(_resource_bytes(resource) if payload is None else payload)
+            self.res_groups.append([])
+            self.resources[resource] = r
+        g = len(self.group_res)
+        self.group_res.append(r)
+        self.res_groups[r].append(g)
+        self.group_scope.append(_w.f_str(1, scope[0]) + _w.f_str(2, scope[1])
+                                if scope[0] or scope[1] else b"")
+        self.head.append(-1)
+        self.tail.append(-1)
+        self.groups[key] = g
+        return <Py_ssize_t>g
+
+    cdef Py_ssize_t fast_group(self, object service) except -1:
+        """The group of a span whose resource is just its service name, with no scope."""
+        cdef PbBuf rb
+        cdef Py_ssize_t m
+        g = self.fast.get(service)
+        if g is None:
+            if service:
+                pb_init(&rb, 64)
+                try:  # Resource.attributes = [KeyValue{service.name: service}], as resource_bytes()
+                    m = pb_begin(&rb, 1)
+                    pb_bytes_field(&rb, 1, <const uint8_t*>b"service.name", 12, False)
+                    w_any_str(&rb, service)
+                    pb_end(&rb, m, 1, True)
+                    payload = pb_bytes(&rb)
+                finally:
+                    pb_free(&rb)
+                g = self.group(((u"service.name", service),), (u"", u""), payload)
+            else:
+                g = self.group((), (u"", u""), b"")
+            self.fast[service] = g
+        return <Py_ssize_t>g
+
+    cdef int add(self, Py_ssize_t g, Py_ssize_t off) except -1:
+        """Record the span body written at spans[off:] as a member of group ``g``."""
+        cdef SpanRef* grown
+        cdef Py_ssize_t k = self.nrefs
+        if k == self.cap:
+            self.cap = self.cap * 2 if self.cap else 64
+            grown = <SpanRef*>PyMem_Realloc(self.refs, sizeof(SpanRef) * self.cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.refs = grown
+        self.refs[k].off = off
+        self.refs[k].len = self.spans.len - off
+        self.refs[k].next = -1
+        if self.head[g] == -1:
+            self.head[g] = k
+        else:
+            self.refs[<Py_ssize_t>self.tail[g]].next = k
+        self.tail[g] = k
+        self.nrefs += 1
+        return 0
+
+    cdef int add_python(self, tuple got) except -1:
+        """A span translated by the reference: (resource, scope, body)."""
+        cdef Py_ssize_t g = self.group(got[0], got[1])
+        cdef Py_ssize_t off = self.spans.len
+        cdef bytes body = got[2]
+        pb_raw(&self.spans, <const uint8_t*><char*>body, len(body))
+        return self.add(g, off)
+
+    cdef bytes finish(self):
+        cdef PbBuf out
+        cdef Py_ssize_t r, g, k, m, m2
+        cdef bytes data
+        pb_init(&out, self.spans.len + 64 * len(self.group_res) + 64)
+        try:
+            for r in range(len(self.res_bytes)):
+                m = pb_begin(&out, 1)
+                w_raw_field(&out, 1, self.res_bytes[r])
+                for g in self.res_groups[r]:
+                    m2 = pb_begin(&out, 2)
+                    data = self.group_scope[g]
+                    pb_bytes_field(&out, 1, <const uint8_t*><char*>data, len(data), False)
+                    k = self.head[g]
+                    while k != -1:
+                        pb_bytes_field(&out, 2, self.spans.data + self.refs[k].off, self.refs[k].len, True)
+                        k = self.refs[k].next
+                    pb_end(&out, m2, 2, True)
+                pb_end(&out, m, 1, True)
+            return pb_bytes(&out)
+        finally:
+            pb_free(&out)
+
+
+# -------------------------------------------------------------------------------- v2 JSON
+
+cdef inline int hexdig(uint8_t c):
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef bint parse_hex(object v, Py_ssize_t nhex, uint8_t* out):
+    """Parse a str of exactly ``nhex`` hex digits into out; False when it is anything else."""
+    cdef const uint8_t* p
+    cdef Py_ssize_t k
+    cdef int hi, lo
+    if type(v) is not str or not PyUnicode_IS_ASCII(v) or len(<str>v) != nhex:
+        return False
+    p = <const uint8_t*>PyUnicode_DATA(v)
+    for k in range(0, nhex, 2):
+        hi = hexdig(p[k])
+        lo = hexdig(p[k + 1])
+        if hi < 0 or lo < 0:
+            return False
+        out[k >> 1] = <uint8_t>((hi << 4) | lo)
+    return True
+
+
+cdef inline bint all_zero(const uint8_t* p, Py_ssize_t n):
+    cdef Py_ssize_t k
+    for k in range(n):
+        if p[k]:
+            return False
+    return True
+
+
+cdef inline uint64_t json_micros(object v, Py_ssize_t i, str field) except? 0xFFFFFFFFFFFFFFFF:
+    if v is None:
+        return 0
+    if type(v) is int and 0 <= v <= MAX_US:
+        return <uint64_t>v
+    return <uint64_t>_micros(v, f"span[{i}].{field}")
+
+
+cdef struct JEp:
+    bint present
+    uint64_t port
+
+
+cdef int json_endpoint(object ep, Py_ssize_t i, str field, JEp* out, list strs) except -1:
+    """Check an endpoint; strs gets [service, ip] (str) for the writer."""
+    out.present = False
+    out.port = 0
+    if ep is None:
+        strs.append(u"")
+        strs.append(u"")
+        return 0
+    if type(ep) is not dict:
+        _json_endpoint(ep, i, field)  # raises
+    svc = (<dict>ep).get(u"serviceName")
+    ip4 = (<dict>ep).get(u"ipv4")
+    ip6 = (<dict>ep).get(u"ipv6")
+    port = (<dict>ep).get(u"port")
+    if not ((svc is None or type(svc) is str) and (ip4 is None or type(ip4) is str)
+            and (ip6 is None or type(ip6) is str) and (port is None or type(port) is int)):
+        _json_endpoint(ep, i, field)  # raises
+    out.present = True
+    if port is not None and 0 < port < 65536:
+        out.port = <uint64_t>port
+    strs.append(svc if svc is not None else u"")
+    if ip6:
+        strs.append(_ip_text(ip6))
+    elif ip4:
+        strs.append(_ip_text(ip4))
+    else:
+        strs.append(u"")
+    return 0
+
+
+cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
+    cdef uint8_t[16] tid
+    cdef uint8_t[8] sid
+    cdef uint8_t[8] pid
+    cdef bint has_parent = False, slow = False, shared, debug
+    cdef uint64_t ts, dur
+    cdef int kind = 0, code = 0
+    cdef JEp local, remote
+    cdef Py_ssize_t off, g, n
+    cdef bytes raw
+    cdef list strs = []
+    cdef PbBuf* b
+    cdef const char* p
+    cdef dict d
+    if type(s) is not dict:
+        _json_span(s, i)  # raises
+    d = <dict>s
+    # --- validate, in the reference's order
+    v = d.get(u"traceId")
+    memset(tid, 0, 16)
+    if not ((parse_hex(v, 32, tid) or parse_hex(v, 16, tid + 8)) and not all_zero(tid, 16)):
+        raw = _hex_id(v, i, u"traceId", (16, 32))
+        memcpy(tid, <char*>raw, 16)
+    v = d.get(u"id")
+    if not (parse_hex(v, 16, sid) and not all_zero(sid, 8)):
+        raw = _hex_id(v, i, u"id", (16,))
+        memcpy(sid, <char*>raw, 8)
+    v = d.get(u"parentId")
+    if v is not None:
+        if parse_hex(v, 16, pid):
+            has_parent = not all_zero(pid, 8) and memcmp(pid, sid, 8) != 0
+        else:
+            raw = _parent_id(v, i, (<char*>sid)[:8])
+            has_parent = len(raw) == 8
+            if has_parent:
+                memcpy(pid, <char*>raw, 8)
+    v = d.get(u"kind")
+    if v is not None:
+        if type(v) is not str:
+            _opt_str(v, f"span[{i}].kind")  # raises
+        k = KIND_BY_NAME.get(v)
+        if k is None:
+            k = KIND_BY_NAME.get((<str>v).upper(), 0)
+        kind = <int>k
+    name = d.get(u"name")
+    if name is None:
+        name = u""
+    elif type(name) is not str:
+        _opt_str(name, f"span[{i}].name")  # raises
+    ts = json_micros(d.get(u"timestamp"), i, u"timestamp")
+    dur = json_micros(d.get(u"duration"), i, u"duration")
+    if ts + dur > MAX_US:
+        _check_end(ts, dur, i)  # raises
+    json_endpoint(d.get(u"localEndpoint"), i, u"localEndpoint", &local, strs)
+    json_endpoint(d.get(u"remoteEndpoint"), i, u"remoteEndpoint", &remote, strs)
+    annotations = d.get(u"annotations")
+    if annotations is not None:
+        if type(annotations) is not list:
+            _json_span(s, i)  # raises
+        for a in <list>annotations:
+            if type(a) is not dict:
+                _json_span(s, i)  # raises
+            v = (<dict>a).get(u"timestamp")
+            if not (v is None or (type(v) is int and 0 <= v <= MAX_US)):
+                _json_span(s, i)  # raises, or the value is fine (a float, a digit string)
+                slow = True
+            v = (<dict>a).get(u"value")
+            if v is not None and type(v) is not str:
+                _json_span(s, i)  # raises
+    tags = d.get(u"tags")
+    if tags is not None:
+        if type(tags) is not dict:
+            _json_span(s, i)  # raises
+        for k, v in (<dict>tags).items():
+            if type(v) is not str:
+                _json_span(s, i)  # raises, or v becomes text: the reference writes the span
+                slow = True
+            elif k in SPECIAL or (<str>k).startswith(u"otlp.link."):
+                slow = True
+    shared_v = d.get(u"shared")
+    debug_v = d.get(u"debug")
+    if not ((shared_v is None or shared_v is True or shared_v is False)
+            and (debug_v is None or debug_v is True or debug_v is False)):
+        _json_span(s, i)  # raises
+    if slow:
+        out.add_python(_span_bytes(_json_span(s, i), i))
+        return 0
+    shared = shared_v is True
+    debug = debug_v is True
+    # --- write
+    service = strs[0]
+    g = out.fast_group(service)
+    off = out.spans.len
+    b = &out.spans
+    pb_bytes_field(b, 1, tid, 16, False)
+    pb_bytes_field(b, 2, sid, 8, False)
+    if has_parent:
+        pb_bytes_field(b, 4, pid, 8, False)
+    w_str(b, 5, name)
+    pb_varint_field(b, 6, <uint64_t>KIND_OTLP[kind])
+    pb_fixed64_field(b, 7, ts * 1000)
+    pb_fixed64_field(b, 8, (ts + dur) * 1000)
+    error = None
+    if tags:
+        for k, v in (<dict>tags).items():
+            if k == u"error":
+                error = v
+                if v == u"true":
+                    continue
+            kv_str(b, k, v)
+    write_endpoints(b, &local, &remote, strs, ts == 0, shared, debug)
+    if annotations:
+        for a in <list>annotations:
+            v = (<dict>a).get(u"value")
+            t = (<dict>a).get(u"timestamp")
+            n = 0
+            if v is None:
+                v = u""
+            if u"|" in <str>v:
+                w_raw_field(b, 11, _event_bytes((t or 0) * 1000, v))
+            else:
+                p = PyUnicode_AsUTF8AndSize(v, &n)
+                w_event(b, (<uint64_t>t if t is not None else 0) * 1000, <const uint8_t*>p, n)
+    if error is not None and error != u"false":
+        if error == u"true":
+            w_status(b, 2, NULL, 0)
+        else:
+            p = PyUnicode_AsUTF8AndSize(error, &n)
+            w_status(b, 2, <const uint8_t*>p, n)
+    out.add(g, off)
+    return 0
+
+
+cdef int write_endpoints(PbBuf* b, JEp* local, JEp* remote, list strs, bint start_absent,
+                         bint shared, bint debug) except -1:
+    """net.host.*, peer.service, net.peer.*, the absent-start flag, zipkin.shared/debug."""
+    if local.present:
+        if strs[1]:
+            kv_str(b, u"net.host.ip", strs[1])
+        if local.port:
+            kv_int(b, b"net.host.port", 13, local.port)
+    if remote.present:
+        if strs[2]:
+            kv_str(b, u"peer.service", strs[2])
+        if strs[3]:
+            kv_str(b, u"net.peer.ip", strs[3])
+        if remote.port:
+            kv_int(b, b"net.peer.port", 13, remote.port)
+    if start_absent:
+        kv_true(b, b"otel.zipkin.absentField.startTime", 33)
+    if shared:
+        kv_true(b, b"zipkin.shared", 13)
+    if debug:
+        kv_true(b, b"zipkin.debug", 12)
+    return 0
+
+
+cdef str _surrogate_message(Py_ssize_t i):
+    return f"span[{i}]: text is not valid Unicode (a lone surrogate)"
+
+
+def v2_spans_to_otlp(list spans):
+    """OTLP request bytes of parsed v2 JSON spans (a list of dicts)."""
+    cdef _Out out = _Out()
+    cdef Py_ssize_t i
+    for i in range(len(spans)):
+        try:
+            json_span(out, spans[i], i)
+        except UnicodeEncodeError:
+            raise DecodeError(_surrogate_message(i)) from None
+    return out.finish()
+
+
+def v2_json_to_otlp(body):
+    """OTLP ``ExportTraceServiceRequest`` bytes of a Zipkin v2 JSON body (an array of spans)."""
+    return v2_spans_to_otlp(_load_json(body))
+
+
+# ------------------------------------------------------------------------------ v2 proto3
+
+cdef struct Field:
+    uint64_t number
+    int wt
+    Py_ssize_t start
+    Py_ssize_t end
+    uint64_t value
+    Py_ssize_t next
+
+
+cdef int _fail(str msg) except -1:
+    raise DecodeError(msg)
+
+
+cdef inline int read_varint(const uint8_t* p, Py_ssize_t* pos, Py_ssize_t end, uint64_t* out,
+                            str ctx, Py_ssize_t kpos) except -1:
+    cdef uint64_t result = 0
+    cdef unsigned int shift = 0
+    cdef uint8_t c
+    while True:
+        if pos[0] >= end:
+            _fail(f"{ctx}: truncated varint at offset {kpos}")
+        if shift >= 70:
+            _fail(f"{ctx}: varint too long at offset {kpos}")
+        c = p[pos[0]]
+        pos[0] += 1
+        if shift < 64:
+            result |= (<uint64_t>(c & 0x7F)) << shift
+        shift += 7
+        if c < 0x80:
+            out[0] = result
+            return 0
+
+
+cdef inline int read_field(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Field* f,
+                           str ctx) except -1:
+    cdef Py_ssize_t kpos = pos
+    cdef uint64_t key, length
+    read_varint(p, &pos, end, &key, ctx, kpos)
+    f.number = key >> 3
+    f.wt = <int>(key & 7)
+    f.value = 0
+    if f.number == 0:
+        _fail(f"{ctx}: invalid field number 0 at offset {kpos}")
+    if f.wt == 0:
+        read_varint(p, &pos, end, &f.value, ctx, kpos)
+        f.start = pos
+        f.end = pos
+    elif f.wt == 1:
+        if end - pos < 8:
+            _fail(f"{ctx}: truncated fixed64 at offset {kpos}")
+        f.start = pos
+        f.end = pos + 8
+    elif f.wt == 2:
+        read_varint(p, &pos, end, &length, ctx, kpos)
+        if length > <uint64_t>(end - pos):
+            _fail(f"{ctx}: length {length} overruns its message at offset {kpos}")
+        f.start = pos
+        f.end = pos + <Py_ssize_t>length
+    elif f.wt == 5:
+        if end - pos < 4:
+            _fail(f"{ctx}: truncated fixed32 at offset {kpos}")
+        f.start = pos
+        f.end = pos + 4
+    else:
+        _fail(f"{ctx}: unsupported wire type {f.wt} at offset {kpos}")
+    f.next = f.end
+    return 0
+
+
+cdef inline int expect(int wt, int want, str ctx, str name, Py_ssize_t kpos) except -1:
+    if wt != want:
+        _fail(f"{ctx}.{name}: wire type {wt}, expected {want} (at offset {kpos})")
+    return 0
+
+
+cdef bint utf8_ok(const uint8_t* p, Py_ssize_t n):
+    """Strict UTF-8, exactly what Python's decoder accepts (no surrogates, no overlongs)."""
+    cdef Py_ssize_t k = 0
+    cdef uint8_t c, c1
+    while k < n:
+        c = p[k]
+        if c < 0x80:
+            k += 1
+            continue
+        if c < 0xC2 or c > 0xF4:
+            return False
+        if c < 0xE0:
+            if k + 1 >= n or (p[k + 1] & 0xC0) != 0x80:
+                return False
+            k += 2
+        elif c < 0xF0:
+            if k + 2 >= n:
+                return False
+            c1 = p[k + 1]
+            if (c1 & 0xC0) != 0x80 or (p[k + 2] & 0xC0) != 0x80:
+                return False
+            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0):
+                return False
+            k += 3
+        else:
+            if k + 3 >= n:
+                return False
+            c1 = p[k + 1]
+            if (c1 & 0xC0) != 0x80 or (p[k + 2] & 0xC0) != 0x80 or (p[k + 3] & 0xC0) != 0x80:
+                return False
+            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 >= 0x90):
+                return False
+            k += 4
+    return True
+
+
+cdef inline int check_utf8(const uint8_t* p, Field* f, str ctx, str name, Py_ssize_t kpos) except -1:
+    if not utf8_ok(p + f.start, f.end - f.start):
+        _fail(f"{ctx}.{name}: invalid UTF-8 (at offset {kpos})")
+    return 0
+
+
+cdef inline int32_t as_int32(uint64_t v):
+    return <int32_t>(<uint32_t>(v & 0xFFFFFFFF))
+
+
+cdef struct PEp:
+    bint present
+    Py_ssize_t svc_off, svc_len, ip4_off, ip4_len, ip6_off, ip6_len
+    int32_t port
+
+
+cdef struct PAnn:
+    uint64_t ts
+    Py_ssize_t off, len
+
+
+cdef struct PTag:
+    Py_ssize_t koff, klen, voff, vlen
+
+
+cdef struct PSpan:
+    Py_ssize_t tid_off, tid_len, pid_off, pid_len, sid_off, sid_len, name_off, name_len
+    uint64_t kind, ts, dur
+    bint debug, shared
+    PEp local, remote
+
+
+cdef struct Scratch:
+    PAnn* anns
+    Py_ssize_t nanns, cap_anns
+    PTag* tags
+    Py_ssize_t ntags, cap_tags
+
+
+cdef int proto_endpoint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, PEp* ep) except -1:
+    cdef Field f
+    cdef Py_ssize_t kpos
+    ep.present = True
+    while pos < end:
+        kpos = pos
+        read_field(p, pos, end, &f, u"Endpoint")
+        pos = f.next
+        if f.number == 1:
+            expect(f.wt, 2, u"Endpoint", u"service_name", kpos)
+            check_utf8(p, &f, u"Endpoint", u"service_name", kpos)
+            ep.svc_off = f.start
+            ep.svc_len = f.end - f.start
+        elif f.number == 2:
+            expect(f.wt, 2, u"Endpoint", u"ipv4", kpos)
+            ep.ip4_off = f.start
+            ep.ip4_len = f.end - f.start
+        elif f.number == 3:
+            expect(f.wt, 2, u"Endpoint", u"ipv6", kpos)
+            ep.ip6_off = f.start
+            ep.ip6_len = f.end - f.start
+        elif f.number == 4:
+            expect(f.wt, 0, u"Endpoint", u"port", kpos)
+            ep.port = as_int32(f.value)
+    return 0
+
+
+cdef int add_ann(Scratch* sc, uint64_t ts, Py_ssize_t off, Py_ssize_t n) except -1:
+    cdef PAnn* grown
+    if sc.nanns == sc.cap_anns:
+        sc.cap_anns = sc.cap_anns * 2 if sc.cap_anns else 16
+        grown = <PAnn*>PyMem_Realloc(sc.anns, sizeof(PAnn) * sc.cap_anns)
+        if grown == NULL:
+            raise MemoryError()
+        sc.anns = grown
+    sc.anns[sc.nanns].ts = ts
+    sc.anns[sc.nanns].off = off
+    sc.anns[sc.nanns].len = n
+    sc.nanns += 1
+    return 0
+
+
+cdef int add_tag(Scratch* sc, const uint8_t* p, Py_ssize_t koff, Py_ssize_t klen, Py_ssize_t voff,
+                 Py_ssize_t vlen) except -1:
+    """A map entry; a repeated key keeps its first place and takes the last value (dict order)."""
+    cdef PTag* grown
+    cdef Py_ssize_t k
+    for k in range(sc.ntags):
+        if sc.tags[k].klen == klen and memcmp(p + sc.tags[k].koff, p + koff, klen) == 0:
+            sc.tags[k].voff = voff
+            sc.tags[k].vlen = vlen
+            return 0
+    if sc.ntags == sc.cap_tags:
+        sc.cap_tags = sc.cap_tags * 2 if sc.cap_tags else 16
+        grown = <PTag*>PyMem_Realloc(sc.tags, sizeof(PTag) * sc.cap_tags)
+        if grown == NULL:
+            raise MemoryError()
+        sc.tags = grown
+    sc.tags[sc.ntags].koff = koff
+    sc.tags[sc.ntags].klen = klen
+    sc.tags[sc.ntags].voff = voff
+    sc.tags[sc.ntags].vlen = vlen
+    sc.ntags += 1
+    return 0
+
+
+cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_ssize_t end,
+                    Py_ssize_t i, Scratch* sc) except -1:
+    cdef PSpan s
+    cdef Field f, f2
+    cdef Py_ssize_t pos = start, kpos, q, k2, off, k, aoff, alen
+    cdef uint64_t at
+    cdef bint slow = False, has_parent, error_true
+    cdef const uint8_t* tid
+    cdef uint8_t[16] padded
+    cdef Py_ssize_t err_off = -1, err_len = 0, g
+    cdef PbBuf* b
+    memset(&s, 0, sizeof(PSpan))
+    sc.nanns = 0
+    sc.ntags = 0
+    while pos < end:
+        kpos = pos
+        read_field(p, pos, end, &f, u"Span")
+        pos = f.next
+        if f.number == 1:
+            expect(f.wt, 2, u"Span", u"trace_id", kpos)
+            s.tid_off = f.start; s.tid_len = f.end - f.start
+        elif f.number == 2:
+            expect(f.wt, 2, u"Span", u"parent_id", kpos)
+            s.pid_off = f.start; s.pid_len = f.end - f.start
+        elif f.number == 3:
+            expect(f.wt, 2, u"Span", u"id", kpos)
+            s.sid_off = f.start; s.sid_len = f.end - f.start
+        elif f.number == 4:
+            expect(f.wt, 0, u"Span", u"kind", kpos)
+            s.kind = f.value if f.value <= 4 else 0
+        elif f.number == 5:
+            expect(f.wt, 2, u"Span", u"name", kpos)
+            check_utf8(p, &f, u"Span", u"name", kpos)
+            s.name_off = f.start; s.name_len = f.end - f.start
+        elif f.number == 6:
+            expect(f.wt, 1, u"Span", u"timestamp", kpos)
+            memcpy(&s.ts, p + f.start, 8)
+        elif f.number == 7:
+            expect(f.wt, 0, u"Span", u"duration", kpos)
+            s.dur = f.value
+        elif f.number == 8:
+            expect(f.wt, 2, u"Span", u"local_endpoint", kpos)
+            proto_endpoint(p, f.start, f.end, &s.local)
+        elif f.number == 9:
+            expect(f.wt, 2, u"Span", u"remote_endpoint", kpos)
+            proto_endpoint(p, f.start, f.end, &s.remote)
+        elif f.number == 10:
+            expect(f.wt, 2, u"Span", u"annotations", kpos)
+            at = 0
+            aoff = alen = 0
+            q = f.start
+            while q < f.end:
+                k2 = q
+                read_field(p, q, f.end, &f2, u"Annotation")
+                q = f2.next
+                if f2.number == 1:
+                    expect(f2.wt, 1, u"Annotation", u"timestamp", k2)
+                    memcpy(&at, p + f2.start, 8)
+                elif f2.number == 2:
+                    expect(f2.wt, 2, u"Annotation", u"value", k2)
+                    check_utf8(p, &f2, u"Annotation", u"value", k2)
+                    aoff = f2.start; alen = f2.end - f2.start
+            add_ann(sc, at, aoff, alen)
+        elif f.number == 11:
+            expect(f.wt, 2, u"Span", u"tags", kpos)
+            aoff = alen = 0
+            k = f.start   # key offset
+            k2 = 0        # key length
+            q = f.start
+            while q < f.end:
+                kpos = q
+                read_field(p, q, f.end, &f2, u"Span.TagsEntry")
+                q = f2.next
+                if f2.number == 1:
+                    expect(f2.wt, 2, u"Span.TagsEntry", u"key", kpos)
+                    check_utf8(p, &f2, u"Span.TagsEntry", u"key", kpos)
+                    k = f2.start; k2 = f2.end - f2.start
+                elif f2.number == 2:
+                    expect(f2.wt, 2, u"Span.TagsEntry", u"value", kpos)
+                    check_utf8(p, &f2, u"Span.TagsEntry", u"value", kpos)
+                    aoff = f2.start; alen = f2.end - f2.start
+            add_tag(sc, p, k, k2, aoff, alen)
+        elif f.number == 12:
+            expect(f.wt, 0, u"Span", u"debug", kpos)
+            s.debug = f.value != 0
+        elif f.number == 13:
+            expect(f.wt, 0, u"Span", u"shared", kpos)
+            s.shared = f.value != 0
+    # Semantic checks, in the reference's order.
+    if s.tid_len == 0:
+        _fail(f"span[{i}].trace_id: missing")
+    if s.tid_len != 8 and s.tid_len != 16:
+        _fail(f"span[{i}].trace_id: {s.tid_len} bytes, expected 8 or 16")
+    if all_zero(p + s.tid_off, s.tid_len):
+        _fail(f"span[{i}].trace_id: all zeros")
+    if s.sid_len == 0:
+        _fail(f"span[{i}].id: missing")
+    if s.sid_len != 8:
+        _fail(f"span[{i}].id: {s.sid_len} bytes, expected 8")
+    if all_zero(p + s.sid_off, 8):
+        _fail(f"span[{i}].id: all zeros")
+    if s.pid_len and s.pid_len != 8:
+        _fail(f"span[{i}].parent_id: {s.pid_len} bytes, expected 8")
+    has_parent = (s.pid_len == 8 and not all_zero(p + s.pid_off, 8)
+                  and memcmp(p + s.pid_off, p + s.sid_off, 8) != 0)
+    if s.ts > MAX_US:
+        _fail(f"span[{i}].timestamp: {s.ts} is out of range")
+    if s.dur > MAX_US:
+        _fail(f"span[{i}].duration: {s.dur} is out of range")
+    if s.ts + s.dur > MAX_US:
+        _check_end(s.ts, s.dur, i)  # raises
+    for k in range(sc.nanns):
+        if sc.anns[k].ts > MAX_US:
+            _fail(f"span[{i}].annotations[{k}].timestamp: {sc.anns[k].ts} is out of range")
+    # Anything the tags decide beyond plain attributes goes to the reference.
+    for k in range(sc.ntags):
+        if is_special(p + sc.tags[k].koff, sc.tags[k].klen):
+            slow = True
+            break
+    if slow:
+        out.add_python(_span_bytes(_proto_span(buf, start, end, i), i))
+        return 0
+    # --- write
+    if s.local.present and s.local.svc_len:
+        service = PyUnicode_DecodeUTF8(<char*>p + s.local.svc_off, s.local.svc_len, NULL)
+    else:
+        service = u""
+    g = out.fast_group(service)
+    off = out.spans.len
+    b = &out.spans
+    if s.tid_len == 8:
+        memset(padded, 0, 8)
+        memcpy(padded + 8, p + s.tid_off, 8)
+        pb_bytes_field(b, 1, padded, 16, False)
+    else:
+        pb_bytes_field(b, 1, p + s.tid_off, 16, False)
+    pb_bytes_field(b, 2, p + s.sid_off, 8, False)
+    if has_parent:
+        pb_bytes_field(b, 4, p + s.pid_off, 8, False)
+    pb_bytes_field(b, 5, p + s.name_off, s.name_len, False)
+    pb_varint_field(b, 6, <uint64_t>KIND_OTLP[s.kind])
+    pb_fixed64_field(b, 7, s.ts * 1000)
+    pb_fixed64_field(b, 8, (s.ts + s.dur) * 1000)
+    error_true = False
+    for k in range(sc.ntags):
+        if sc.tags[k].klen == 5 and memcmp(p + sc.tags[k].koff, b"error", 5) == 0:
+            err_off = sc.tags[k].voff
+            err_len = sc.tags[k].vlen
+            if err_len == 4 and memcmp(p + err_off, b"true", 4) == 0:
+                error_true = True
+                continue
+        kv_raw(b, p + sc.tags[k].koff, sc.tags[k].klen, p + sc.tags[k].voff, sc.tags[k].vlen)
+    proto_endpoint_attrs(b, p, &s.local, True)
+    proto_endpoint_attrs(b, p, &s.remote, False)
+    if s.ts == 0:
+        kv_true(b, b"otel.zipkin.absentField.startTime", 33)
+    if s.shared:
+        kv_true(b, b"zipkin.shared", 13)
+    if s.debug:
+        kv_true(b, b"zipkin.debug", 12)
+    for k in range(sc.nanns):
+        if memchr_pipe(p + sc.anns[k].off, sc.anns[k].len):
+            w_raw_field(b, 11, _event_bytes(
+                sc.anns[k].ts * 1000,
+                PyUnicode_DecodeUTF8(<char*>p + sc.anns[k].off, sc.anns[k].len, NULL)))
+        else:
+            w_event(b, sc.anns[k].ts * 1000, p + sc.anns[k].off, sc.anns[k].len)
+    if error_true:
+        w_status(b, 2, NULL, 0)
+    elif err_off >= 0 and not (err_len == 5 and memcmp(p + err_off, b"false", 5) == 0):
+        w_status(b, 2, p + err_off, err_len)
+    out.add(g, off)
+    return 0
+
+
+cdef inline bint memchr_pipe(const uint8_t* p, Py_ssize_t n):
+    cdef Py_ssize_t k
+    for k in range(n):
+        if p[k] == 124:
+            return True
+    return False
+
+
+cdef int proto_endpoint_attrs(PbBuf* b, const uint8_t* p, PEp* ep, bint local) except -1:
+    if not ep.present:
+        return 0
+    if not local and ep.svc_len:
+        kv_raw(b, <const uint8_t*>b"peer.service", 12, p + ep.svc_off, ep.svc_len)
+    if ep.ip6_len == 16:
+        text = _ip_packed(<bytes>(<char*>p + ep.ip6_off)[:16])
+        if local:
+            kv_str(b, u"net.host.ip", text)
+        else:
+            kv_str(b, u"net.peer.ip", text)
+    elif ep.ip4_len == 4:
+        if local:
+            w_ip4(b, b"net.host.ip", 11, p + ep.ip4_off)
+        else:
+            w_ip4(b, b"net.peer.ip", 11, p + ep.ip4_off)
+    if 0 < ep.port < 65536:
+        if local:
+            kv_int(b, b"net.host.port", 13, <uint64_t>ep.port)
+        else:
+            kv_int(b, b"net.peer.port", 13, <uint64_t>ep.port)
+    return 0
+
+
+def v2_proto_to_otlp(body):
+    """OTLP ``ExportTraceServiceRequest`` bytes of a Zipkin proto3 ``ListOfSpans`` body."""
+    cdef bytes buf = bytes(body)
+    cdef const uint8_t* p = <const uint8_t*><char*>buf
+    cdef Py_ssize_t pos = 0, end = len(buf), kpos, i = 0
+    cdef Field f
+    cdef Scratch sc
+    cdef _Out out = _Out()
+    memset(&sc, 0, sizeof(Scratch))
+    try:
+        while pos < end:
+            kpos = pos
+            read_field(p, pos, end, &f, u"ListOfSpans")
+            pos = f.next
+            if f.number == 1:
+                expect(f.wt, 2, u"ListOfSpans", u"spans", kpos)
+                proto_span(out, p, buf, f.start, f.end, i, &sc)
+                i += 1
+        return out.finish()
+    finally:
+        PyMem_Free(sc.anns)
+        PyMem_Free(sc.tags)
+
+
+# ----------------------------------------------------------------------- v1 (reference)
+
+v1_to_v2 = _ref.v1_to_v2
+
+
+def v1_spans_to_otlp(list spans):
+    """OTLP request bytes of v1 spans already parsed into the v1 JSON shape (list of dicts)."""
+    return v2_spans_to_otlp(v1_to_v2(spans))
+
+
+def v1_json_to_otlp(body):
+    """OTLP ``ExportTraceServiceRequest`` bytes of a Zipkin v1 JSON body (an array of spans)."""
+    return v1_spans_to_otlp(_load_json(body))
