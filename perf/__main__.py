@@ -6,7 +6,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf import decode_bench, loadgen
+    from perf import decode_bench, loadgen, thrift_bench, zipkin_bench
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -20,6 +20,12 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     decode_bench.add_arguments(p)
     p.set_defaults(func=decode_bench.run)
+    for name, module, what in (("decode-thrift", thrift_bench, "Jaeger Thrift decoder micro-benchmark"),
+                               ("decode-zipkin", zipkin_bench, "Zipkin JSON/proto3 decoder micro-benchmark")):
+        p = sub.add_parser(name, help=what, description=(module.__doc__ or "").strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 
