@@ -170,9 +170,9 @@ cdef int read_time(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, str ctx,
     return 0
 
 
-cdef inline object us(int64_t seconds, int32_t nanos):
+cdef inline object ns(int64_t seconds, int32_t nanos):
     # In Python integers: seconds * 1e9 may not fit in 64 bits, and the reference does not wrap.
-    return (<object>seconds * 1000000000 + nanos) // 1000
+    return <object>seconds * 1000000000 + nanos
 
 
 cdef bytes read_id(bytes buf, Py_ssize_t s, Py_ssize_t e, str ctx, str name, bint trace,
@@ -203,7 +203,7 @@ cdef object read_log(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t end
         elif f.number == 2:
             expect(f.wt, 2, "Log", "fields", kpos)
             fields.append(key_value(buf, p, f.start, f.end, kpos))
-    return JLog(us(seconds, nanos), fields)
+    return JLog(ns(seconds, nanos), fields)
 
 
 cdef object read_ref(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t end):
@@ -292,7 +292,7 @@ cdef object read_span(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t en
             expect(f.wt, 2, "Span", "process", kpos)
             service = read_process(buf, p, f.start, f.end, "Span.process", service or "", ptags)
     process = None if service is None else JProcess(service, ptags)
-    return JSpan(trace_id, span_id, b"", name, refs, flags, us(start_s, start_n), us(dur_s, dur_n),
+    return JSpan(trace_id, span_id, b"", name, refs, flags, ns(start_s, start_n), ns(dur_s, dur_n),
                  tags, logs, process)
 
 

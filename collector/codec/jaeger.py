@@ -32,7 +32,8 @@ Scopes
 
 Spans
   * trace/span IDs as bytes (trace 16 bytes big-endian high‖low, span 8); name = operationName;
-    start = start_us·1000, end = (start_us + duration_us)·1000 (both modulo 2^64, as Go's uint64).
+    start = start_ns, end = start_ns + duration_ns (modulo 2^64, as Go's uint64).  The model
+    carries nanoseconds: Thrift has microseconds (×1000), api_v2 nanoseconds (kept).
   * Parent: parent_span_id when non-zero, else the first CHILD_OF reference to the same trace ID,
     else the first FOLLOWS_FROM reference to the same trace ID (the Collector's rule); zero = root.
   * References → links (attribute ``opentracing.ref_type`` = ``child_of`` / ``follows_from``; any
@@ -55,7 +56,7 @@ Spans
   * ``w3c.tracestate`` (string) → trace_state, removed.
   * Flags: the Jaeger sampled bit (1) → OTLP span flags bit 0 (W3C sampled), as the Collector
     does since contrib PR #49568; other Jaeger flag bits (debug, firehose) are not kept.
-  * Logs → events: time = timestamp_us·1000; a string field named ``event`` is the event name
+  * Logs → events: time = timestamp_ns; a string field named ``event`` is the event name
     and is removed; the other fields are attributes (same map rule as tags).
   * A span with every field at its default (the Collector's "blank span") is skipped.
 
@@ -96,7 +97,7 @@ class JTag(NamedTuple):
 
 
 class JLog(NamedTuple):
-    timestamp_us: int
+    timestamp_ns: int  # Thrift µs × 1000; api_v2 keeps its nanoseconds
     fields: list
 
 
@@ -118,8 +119,8 @@ class JSpan(NamedTuple):
     operation_name: str
     references: list
     flags: int
-    start_us: int
-    duration_us: int
+    start_ns: int      # Thrift µs × 1000; api_v2 keeps its nanoseconds
+    duration_ns: int
     tags: list
     logs: list
     process: "JProcess | None"  # a per-span process (api_v2); None = the batch's
@@ -240,7 +241,7 @@ def _parent(span: JSpan) -> bytes:
 def _is_blank(span: JSpan) -> bool:
     return (not any(span.trace_id) and not any(span.span_id) and not any(span.parent_span_id)
             and not span.operation_name and not span.references and not span.flags
-            and not span.start_us and not span.duration_us and not span.tags and not span.logs
+            and not span.start_ns and not span.duration_ns and not span.tags and not span.logs
             and span.process is None)
 
 
@@ -293,7 +294,7 @@ def span_to_otlp(span: JSpan, tags) -> bytes:
         if ev is not None and ev.vtype == TAG_STRING:
             name = ev.value
             del fields["event"]
-        events.append(w.event((log.timestamp_us * 1000) & _M64, name, _kvs(fields)))
+        events.append(w.event(log.timestamp_ns & _M64, name, _kvs(fields)))
 
     parent = _parent(span)
     links = []
@@ -306,7 +307,7 @@ def span_to_otlp(span: JSpan, tags) -> bytes:
 
     return w.span(
         span.trace_id, span.span_id, span.operation_name, kind,
-        (span.start_us * 1000) & _M64, ((span.start_us + span.duration_us) * 1000) & _M64,
+        span.start_ns & _M64, (span.start_ns + span.duration_ns) & _M64,
         parent_span_id=b"" if parent == _ZERO8 else parent, trace_state=trace_state,
         kvs=_kvs(attrs), events=events, links=links, status_bytes=status,
         flags=1 if span.flags & 1 else 0,

@@ -126,7 +126,7 @@ def _log(buf, pos, end) -> JLog:
         elif f == 2:
             _expect(wt, 2, "Log", "fields", kpos)
             fields.append(_key_value(buf, s, e, kpos))
-    return JLog((seconds * 1_000_000_000 + nanos) // 1000, fields)
+    return JLog(seconds * 1_000_000_000 + nanos, fields)
 
 
 def _span_ref(buf, pos, end) -> JRef:
@@ -210,7 +210,7 @@ def _span(buf, pos, end) -> JSpan:
     start_ns = start_s * 1_000_000_000 + start_n
     dur_ns = dur_s * 1_000_000_000 + dur_n
     process = None if service is None else JProcess(service, ptags)
-    return JSpan(trace_id, span_id, b"", name, refs, flags, start_ns // 1000, dur_ns // 1000,
+    return JSpan(trace_id, span_id, b"", name, refs, flags, start_ns, dur_ns,
                  tags, logs, process)
 
 

@@ -427,7 +427,7 @@ def _log(r: _Reader, depth: int) -> JLog:
         else:
             r.skip(ftype, "Log", depth, True)
     r.struct_end()
-    return JLog(ts, fields)
+    return JLog(ts * 1000, fields)
 
 
 def _ref(r: _Reader, depth: int) -> JRef:
@@ -503,7 +503,7 @@ def _span(r: _Reader, depth: int) -> JSpan:
             r.skip(ftype, "Span", depth, True)
     r.struct_end()
     return JSpan(_BE_I64.pack(high) + _BE_I64.pack(low), _BE_I64.pack(span_id), _BE_I64.pack(parent),
-                 name, refs, flags, start, duration, tags, logs, None)
+                 name, refs, flags, start * 1000, duration * 1000, tags, logs, None)
 
 
 def _process(r: _Reader, depth: int) -> JProcess:

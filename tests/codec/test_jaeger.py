@@ -48,9 +48,9 @@ def model_from_json(batch: dict):
             [JRef({"CHILD_OF": 0, "FOLLOWS_FROM": 1}[r.get("refType", "CHILD_OF")],
                   i64(r.get("traceIdHigh")) + i64(r.get("traceIdLow")), i64(r.get("spanId")))
              for r in s.get("references") or []],
-            int(s.get("flags", 0)), int(s.get("startTime", 0)), int(s.get("duration", 0)),
+            int(s.get("flags", 0)), int(s.get("startTime", 0)) * 1000, int(s.get("duration", 0)) * 1000,
             [tag_from_json(t) for t in s.get("tags") or []],
-            [JLog(int(lg["timestamp"]), [tag_from_json(t) for t in lg.get("fields") or []])
+            [JLog(int(lg["timestamp"]) * 1000, [tag_from_json(t) for t in lg.get("fields") or []])
              for lg in s.get("logs") or []],
             None))
     return process, spans
@@ -170,7 +170,7 @@ def test_fixture_pairs_present():
 # --- rule by rule -----------------------------------------------------------------------------
 
 def span(tags=(), refs=(), logs=(), parent=b"", process=None, flags=1, span_id=SPAN, trace_id=TRACE,
-         name="op", start=1_700_000_000_000_000, duration=1500) -> JSpan:
+         name="op", start=1_700_000_000_000_000_000, duration=1_500_000) -> JSpan:
     return JSpan(trace_id, span_id, parent, name, list(refs), flags, start, duration, list(tags),
                  list(logs), process)
 
@@ -188,7 +188,7 @@ def attrs(sp) -> dict:
 
 
 def test_times_ids_and_sampled_flag():
-    sp = one(start=5, duration=7, flags=3)
+    sp = one(start=5000, duration=7000, flags=3)
     assert (sp.trace_id, sp.span_id, sp.parent_span_id) == (TRACE, SPAN, b"")
     assert (sp.start_time_unix_nano, sp.end_time_unix_nano, sp.flags) == (5000, 12000, 1)
     assert one(flags=2).flags == 0
@@ -266,8 +266,8 @@ def test_parent_and_links():
 
 
 def test_logs_to_events():
-    sp = one(logs=[JLog(7, [JTag("event", S, "retry"), JTag("n", L, 2)]), JLog(8, [JTag("event", L, 1)]),
-                   JLog(9, [])])
+    sp = one(logs=[JLog(7000, [JTag("event", S, "retry"), JTag("n", L, 2)]), JLog(8000, [JTag("event", L, 1)]),
+                   JLog(9000, [])])
     assert [(ev.time_unix_nano, ev.name, [kv.key for kv in ev.attributes]) for ev in sp.events] == \
         [(7000, "retry", ["n"]), (8000, "", ["event"]), (9000, "", [])]
 

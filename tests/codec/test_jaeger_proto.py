@@ -133,7 +133,7 @@ def test_parses_into_the_neutral_model(impl):
                          JTag("blob", T_BINARY, b"\x00\xff"), JTag("neg", T_LONG, -7)]
     assert root.process is None  # the batch's process applies
     assert child.references == [JRef(0, TRACE, ROOT), JRef(1, OTHER_TRACE, OTHER_SPAN)]
-    assert child.logs == [JLog((T0 + 20_000_000) // 1000,
+    assert child.logs == [JLog(T0 + 20_000_000,
                                [JTag("event", T_STRING, "retry"), JTag("attempt", T_LONG, 2)])]
     assert child.process == JProcess("db-proxy", [JTag("host.name", T_STRING, "db-1")])
 
@@ -141,8 +141,8 @@ def test_parses_into_the_neutral_model(impl):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_times_from_timestamp_and_duration(impl):
     _, (root, child) = impl.parse_post_spans(sample_request())
-    assert (root.start_us, root.duration_us) == (T0 // 1000, 1)
-    assert (child.start_us, child.duration_us) == ((T0 + 10_000_001) // 1000, 40_000)
+    assert (root.start_ns, root.duration_ns) == (T0, 1_500)  # nanoseconds kept
+    assert (child.start_ns, child.duration_ns) == (T0 + 10_000_001, 40_000_999)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -228,7 +228,7 @@ def test_round_trip(impl, tags, trace_id, span_id, start_ns, duration_ns, flags,
                          duration_ns=duration_ns, tags=[t for t, _ in tags])])
     _, (s,) = impl.parse_post_spans(body)
     assert (s.trace_id, s.span_id, s.operation_name, s.flags) == (trace_id, span_id, name, flags)
-    assert (s.start_us, s.duration_us) == (start_ns // 1000, duration_ns // 1000)
+    assert (s.start_ns, s.duration_ns) == (start_ns, duration_ns)
     assert s.tags == [j for _, j in tags]
 
 
@@ -302,8 +302,8 @@ def test_decode_post_spans_returns_otlp(impl):
     rs_child, child = by_name["SELECT"]
     assert root.trace_id == TRACE and root.span_id == ROOT and root.parent_span_id == b""
     assert child.trace_id == TRACE and child.span_id == CHILD and child.parent_span_id == ROOT
-    assert root.start_time_unix_nano // 1000 == T0 // 1000
-    assert child.end_time_unix_nano - child.start_time_unix_nano in (40_000_000, 40_000_999)
+    assert root.start_time_unix_nano == T0  # api_v2 keeps nanoseconds
+    assert child.end_time_unix_nano - child.start_time_unix_nano == 40_000_999
     assert root.kind == 2 and child.kind == 3  # SERVER, CLIENT from span.kind
     attrs = {kv.key: kv.value for kv in root.attributes}
     assert attrs["http.status_code"].int_value == 500
@@ -313,7 +313,7 @@ def test_decode_post_spans_returns_otlp(impl):
     assert [ln.span_id for ln in child.links] == [OTHER_SPAN]
     assert child.links[0].trace_id == OTHER_TRACE
     (event,) = child.events
-    assert event.time_unix_nano // 1000 == (T0 + 20_000_000) // 1000
+    assert event.time_unix_nano == T0 + 20_000_000
     assert event.name == "retry"
     assert {kv.key: kv.value.int_value for kv in event.attributes if kv.key == "attempt"} == {"attempt": 2}
 
