@@ -9,84 +9,14 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy
 
+from _ext.pbreader cimport Field, expect, pb_fail, read_field
+
 from collector.codec.jaeger import JLog, JProcess, JRef, JSpan, JTag, batch_to_otlp
-from collector.errors import DecodeError
 
 # api_v2 ValueType → Thrift TagType (the neutral model's numbering).
 cdef int[5] TAG_TYPE = [0, 2, 3, 1, 4]
 cdef bytes ZERO16 = bytes(16)
 cdef bytes ZERO8 = bytes(8)
-
-
-# One field as read by read_field() (the reader mirrors collector/codec/otlp.py's _field).
-cdef struct Field:
-    uint64_t number
-    int wt
-    Py_ssize_t start     # value start (payload for wire type 2)
-    Py_ssize_t end       # value end
-    uint64_t value       # varint value for wire type 0
-
-
-cdef int _fail(str msg) except -1:
-    raise DecodeError(msg)
-
-
-cdef inline int read_varint(const uint8_t* p, Py_ssize_t* pos, Py_ssize_t end, uint64_t* out,
-                            str ctx, Py_ssize_t kpos) except -1:
-    cdef uint64_t result = 0
-    cdef unsigned int shift = 0
-    cdef uint8_t b
-    while True:
-        if pos[0] >= end:
-            _fail(f"{ctx}: truncated varint at offset {kpos}")
-        if shift >= 70:
-            _fail(f"{ctx}: varint too long at offset {kpos}")
-        b = p[pos[0]]
-        pos[0] += 1
-        if shift < 64:
-            result |= (<uint64_t>(b & 0x7F)) << shift
-        shift += 7
-        if b < 0x80:
-            out[0] = result
-            return 0
-
-
-cdef inline Py_ssize_t read_field(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Field* f,
-                                  str ctx) except -1:
-    """Read the field at ``pos`` into ``f``; returns the position after it."""
-    cdef Py_ssize_t kpos = pos
-    cdef uint64_t key, length
-    read_varint(p, &pos, end, &key, ctx, kpos)
-    f.number = key >> 3
-    f.wt = <int>(key & 7)
-    f.value = 0
-    if f.number == 0:
-        _fail(f"{ctx}: invalid field number 0 at offset {kpos}")
-    if f.wt == 0:
-        read_varint(p, &pos, end, &f.value, ctx, kpos)
-        f.start = f.end = pos
-    elif f.wt == 1:
-        if end - pos < 8:
-            _fail(f"{ctx}: truncated fixed64 at offset {kpos}")
-        f.start, f.end = pos, pos + 8
-    elif f.wt == 2:
-        read_varint(p, &pos, end, &length, ctx, kpos)
-        if length > <uint64_t>(end - pos):
-            _fail(f"{ctx}: length {length} overruns its message at offset {kpos}")
-        f.start, f.end = pos, pos + <Py_ssize_t>length
-    elif f.wt == 5:
-        if end - pos < 4:
-            _fail(f"{ctx}: truncated fixed32 at offset {kpos}")
-        f.start, f.end = pos, pos + 4
-    else:
-        _fail(f"{ctx}: unsupported wire type {f.wt} at offset {kpos}")
-    return f.end
-
-
-cdef inline int expect(int wt, int want, str ctx, str name, Py_ssize_t kpos) except -1:
-    if wt != want:
-        _fail(f"{ctx}.{name}: wire type {wt}, expected {want} (at offset {kpos})")
-    return 0
 
 
 cdef inline str text(const uint8_t* p, Py_ssize_t s, Py_ssize_t e):
@@ -116,7 +46,8 @@ cdef object key_value(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t en
     cdef object value
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, "KeyValue")
+        read_field(p, pos, end, &f, "KeyValue")
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 2, "KeyValue", "key", kpos)
             key = text(p, f.start, f.end)
@@ -149,7 +80,7 @@ cdef object key_value(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t en
     elif v_type == 4:
         value = v_binary
     else:
-        _fail(f"KeyValue.v_type: unknown value type {v_type} (at offset {kv_pos})")
+        pb_fail(f"KeyValue.v_type: unknown value type {v_type} (at offset {kv_pos})")
     return JTag(key, TAG_TYPE[v_type], value)
 
 
@@ -160,7 +91,8 @@ cdef int read_time(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, str ctx,
     cdef Py_ssize_t kpos
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, ctx)
+        read_field(p, pos, end, &f, ctx)
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 0, ctx, "seconds", kpos)
             seconds[0] = <int64_t>f.value
@@ -181,10 +113,10 @@ cdef bytes read_id(bytes buf, Py_ssize_t s, Py_ssize_t e, str ctx, str name, bin
     cdef Py_ssize_t n = e - s
     if trace:
         if n != 8 and n != 16:
-            _fail(f"{ctx}.{name}: length {n}, expected 8 or 16 bytes (at offset {kpos})")
+            pb_fail(f"{ctx}.{name}: length {n}, expected 8 or 16 bytes (at offset {kpos})")
         return buf[s:e] if n == 16 else ZERO8 + buf[s:e]
     if n != 8:
-        _fail(f"{ctx}.{name}: length {n}, expected 8 bytes (at offset {kpos})")
+        pb_fail(f"{ctx}.{name}: length {n}, expected 8 bytes (at offset {kpos})")
     return buf[s:e]
 
 
@@ -196,7 +128,8 @@ cdef object read_log(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t end
     cdef list fields = []
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, "Log")
+        read_field(p, pos, end, &f, "Log")
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 2, "Log", "timestamp", kpos)
             read_time(p, f.start, f.end, "Log.timestamp", &seconds, &nanos)
@@ -214,7 +147,8 @@ cdef object read_ref(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t end
     cdef int32_t ref_type = 0
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, "SpanRef")
+        read_field(p, pos, end, &f, "SpanRef")
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 2, "SpanRef", "trace_id", kpos)
             trace_id = read_id(buf, f.start, f.end, "SpanRef", "trace_id", True, kpos)
@@ -234,7 +168,8 @@ cdef str read_process(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t en
     cdef Py_ssize_t kpos
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, ctx)
+        read_field(p, pos, end, &f, ctx)
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 2, ctx, "service_name", kpos)
             service = text(p, f.start, f.end)
@@ -260,7 +195,8 @@ cdef object read_span(bytes buf, const uint8_t* p, Py_ssize_t pos, Py_ssize_t en
     cdef list ptags = []
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, "Span")
+        read_field(p, pos, end, &f, "Span")
+        pos = f.next
         if f.number == 1:
             expect(f.wt, 2, "Span", "trace_id", kpos)
             trace_id = read_id(buf, f.start, f.end, "Span", "trace_id", True, kpos)
@@ -310,14 +246,16 @@ def parse_post_spans(buf):
     cdef list ptags = []
     while pos < end:
         kpos = pos
-        pos = read_field(p, pos, end, &f, "PostSpansRequest")
+        read_field(p, pos, end, &f, "PostSpansRequest")
+        pos = f.next
         if f.number != 1:
             continue
         expect(f.wt, 2, "PostSpansRequest", "batch", kpos)
         q = f.start
         while q < f.end:
             k2 = q
-            q = read_field(p, q, f.end, &g, "Batch")
+            read_field(p, q, f.end, &g, "Batch")
+            q = g.next
             if g.number == 1:
                 expect(g.wt, 2, "Batch", "spans", k2)
                 spans.append(read_span(data, p, g.start, g.end))

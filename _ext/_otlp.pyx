@@ -8,6 +8,8 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy, memset, memcmp
 
+from _ext.pbreader cimport Field, expect, read_field
+
 import numpy as np
 
 from collector.errors import DecodeError
@@ -57,15 +59,6 @@ cdef packed struct AttrRow:
     uint32_t val_len
     int64_t num
 
-# One field as read by read_field().
-cdef struct Field:
-    uint64_t number
-    int wt
-    Py_ssize_t start     # value start (payload for wire type 2)
-    Py_ssize_t end       # value end
-    uint64_t value       # varint value for wire type 0
-    Py_ssize_t next      # position after the field
-
 # Growable output rows.
 cdef struct Out:
     SpanRow* spans
@@ -74,72 +67,6 @@ cdef struct Out:
     AttrRow* attrs
     Py_ssize_t nattrs
     Py_ssize_t cap_attrs
-
-
-cdef int _fail(str msg) except -1:
-    raise DecodeError(msg)
-
-
-cdef inline int read_varint(const uint8_t* p, Py_ssize_t* pos, Py_ssize_t end, uint64_t* out,
-                            str ctx, Py_ssize_t kpos) except -1:
-    cdef uint64_t result = 0
-    cdef unsigned int shift = 0
-    cdef uint8_t b
-    while True:
-        if pos[0] >= end:
-            _fail(f"{ctx}: truncated varint at offset {kpos}")
-        if shift >= 70:
-            _fail(f"{ctx}: varint too long at offset {kpos}")
-        b = p[pos[0]]
-        pos[0] += 1
-        if shift < 64:
-            result |= (<uint64_t>(b & 0x7F)) << shift
-        shift += 7
-        if b < 0x80:
-            out[0] = result
-            return 0
-
-
-cdef inline int read_field(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Field* f,
-                           str ctx) except -1:
-    cdef Py_ssize_t kpos = pos
-    cdef uint64_t key, length
-    read_varint(p, &pos, end, &key, ctx, kpos)
-    f.number = key >> 3
-    f.wt = <int>(key & 7)
-    f.value = 0
-    if f.number == 0:
-        _fail(f"{ctx}: invalid field number 0 at offset {kpos}")
-    if f.wt == 0:
-        read_varint(p, &pos, end, &f.value, ctx, kpos)
-        f.start = pos
-        f.end = pos
-    elif f.wt == 1:
-        if end - pos < 8:
-            _fail(f"{ctx}: truncated fixed64 at offset {kpos}")
-        f.start = pos
-        f.end = pos + 8
-    elif f.wt == 2:
-        read_varint(p, &pos, end, &length, ctx, kpos)
-        if length > <uint64_t>(end - pos):
-            _fail(f"{ctx}: length {length} overruns its message at offset {kpos}")
-        f.start = pos
-        f.end = pos + <Py_ssize_t>length
-    elif f.wt == 5:
-        if end - pos < 4:
-            _fail(f"{ctx}: truncated fixed32 at offset {kpos}")
-        f.start = pos
-        f.end = pos + 4
-    else:
-        _fail(f"{ctx}: unsupported wire type {f.wt} at offset {kpos}")
-    f.next = f.end
-    return 0
-
-
-cdef inline int expect(int wt, int want, str ctx, str name, Py_ssize_t kpos) except -1:
-    if wt != want:
-        _fail(f"{ctx}.{name}: wire type {wt}, expected {want} (at offset {kpos})")
-    return 0
 
 
 cdef inline uint64_t min255(uint64_t v):
