@@ -10,11 +10,12 @@ functions, so the rare paths and every error message are the reference's own.  B
 validate a whole span before writing it and translate spans one at a time, in order, so the
 first error reported for a body is the same.
 """
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DATA, PyUnicode_DecodeUTF8
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
+from _ext.pbreader cimport Field, expect, pb_fail, read_field
 from _ext.pbwriter cimport *
 
 from collector.codec import otlp_writer as _w
@@ -567,85 +568,15 @@ def v2_spans_to_otlp(list spans):
 
 def v2_json_to_otlp(body):
     """OTLP ``ExportTraceServiceRequest`` bytes of a Zipkin v2 JSON body (an array of spans)."""
+    cdef _Out out
+    if type(body) is bytes:
+        out = _Out()
+        if j_request(out, <bytes>body):
+            return out.finish()
     return v2_spans_to_otlp(_load_json(body))
 
 
 # ------------------------------------------------------------------------------ v2 proto3
-
-cdef struct Field:
-    uint64_t number
-    int wt
-    Py_ssize_t start
-    Py_ssize_t end
-    uint64_t value
-    Py_ssize_t next
-
-
-cdef int _fail(str msg) except -1:
-    raise DecodeError(msg)
-
-
-cdef inline int read_varint(const uint8_t* p, Py_ssize_t* pos, Py_ssize_t end, uint64_t* out,
-                            str ctx, Py_ssize_t kpos) except -1:
-    cdef uint64_t result = 0
-    cdef unsigned int shift = 0
-    cdef uint8_t c
-    while True:
-        if pos[0] >= end:
-            _fail(f"{ctx}: truncated varint at offset {kpos}")
-        if shift >= 70:
-            _fail(f"{ctx}: varint too long at offset {kpos}")
-        c = p[pos[0]]
-        pos[0] += 1
-        if shift < 64:
-            result |= (<uint64_t>(c & 0x7F)) << shift
-        shift += 7
-        if c < 0x80:
-            out[0] = result
-            return 0
-
-
-cdef inline int read_field(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Field* f,
-                           str ctx) except -1:
-    cdef Py_ssize_t kpos = pos
-    cdef uint64_t key, length
-    read_varint(p, &pos, end, &key, ctx, kpos)
-    f.number = key >> 3
-    f.wt = <int>(key & 7)
-    f.value = 0
-    if f.number == 0:
-        _fail(f"{ctx}: invalid field number 0 at offset {kpos}")
-    if f.wt == 0:
-        read_varint(p, &pos, end, &f.value, ctx, kpos)
-        f.start = pos
-        f.end = pos
-    elif f.wt == 1:
-        if end - pos < 8:
-            _fail(f"{ctx}: truncated fixed64 at offset {kpos}")
-        f.start = pos
-        f.end = pos + 8
-    elif f.wt == 2:
-        read_varint(p, &pos, end, &length, ctx, kpos)
-        if length > <uint64_t>(end - pos):
-            _fail(f"{ctx}: length {length} overruns its message at offset {kpos}")
-        f.start = pos
-        f.end = pos + <Py_ssize_t>length
-    elif f.wt == 5:
-        if end - pos < 4:
-            _fail(f"{ctx}: truncated fixed32 at offset {kpos}")
-        f.start = pos
-        f.end = pos + 4
-    else:
-        _fail(f"{ctx}: unsupported wire type {f.wt} at offset {kpos}")
-    f.next = f.end
-    return 0
-
-
-cdef inline int expect(int wt, int want, str ctx, str name, Py_ssize_t kpos) except -1:
-    if wt != want:
-        _fail(f"{ctx}.{name}: wire type {wt}, expected {want} (at offset {kpos})")
-    return 0
-
 
 cdef bint utf8_ok(const uint8_t* p, Py_ssize_t n):
     """Strict UTF-8, exactly what Python's decoder accepts (no surrogates, no overlongs)."""
@@ -685,7 +616,7 @@ cdef bint utf8_ok(const uint8_t* p, Py_ssize_t n):
 
 cdef inline int check_utf8(const uint8_t* p, Field* f, str ctx, str name, Py_ssize_t kpos) except -1:
     if not utf8_ok(p + f.start, f.end - f.start):
-        _fail(f"{ctx}.{name}: invalid UTF-8 (at offset {kpos})")
+        pb_fail(f"{ctx}.{name}: invalid UTF-8 (at offset {kpos})")
     return 0
 
 
@@ -878,30 +809,30 @@ cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_
             s.shared = f.value != 0
     # Semantic checks, in the reference's order.
     if s.tid_len == 0:
-        _fail(f"span[{i}].trace_id: missing")
+        pb_fail(f"span[{i}].trace_id: missing")
     if s.tid_len != 8 and s.tid_len != 16:
-        _fail(f"span[{i}].trace_id: {s.tid_len} bytes, expected 8 or 16")
+        pb_fail(f"span[{i}].trace_id: {s.tid_len} bytes, expected 8 or 16")
     if all_zero(p + s.tid_off, s.tid_len):
-        _fail(f"span[{i}].trace_id: all zeros")
+        pb_fail(f"span[{i}].trace_id: all zeros")
     if s.sid_len == 0:
-        _fail(f"span[{i}].id: missing")
+        pb_fail(f"span[{i}].id: missing")
     if s.sid_len != 8:
-        _fail(f"span[{i}].id: {s.sid_len} bytes, expected 8")
+        pb_fail(f"span[{i}].id: {s.sid_len} bytes, expected 8")
     if all_zero(p + s.sid_off, 8):
-        _fail(f"span[{i}].id: all zeros")
+        pb_fail(f"span[{i}].id: all zeros")
     if s.pid_len and s.pid_len != 8:
-        _fail(f"span[{i}].parent_id: {s.pid_len} bytes, expected 8")
+        pb_fail(f"span[{i}].parent_id: {s.pid_len} bytes, expected 8")
     has_parent = (s.pid_len == 8 and not all_zero(p + s.pid_off, 8)
                   and memcmp(p + s.pid_off, p + s.sid_off, 8) != 0)
     if s.ts > MAX_US:
-        _fail(f"span[{i}].timestamp: {s.ts} is out of range")
+        pb_fail(f"span[{i}].timestamp: {s.ts} is out of range")
     if s.dur > MAX_US:
-        _fail(f"span[{i}].duration: {s.dur} is out of range")
+        pb_fail(f"span[{i}].duration: {s.dur} is out of range")
     if s.ts + s.dur > MAX_US:
         _check_end(s.ts, s.dur, i)  # raises
     for k in range(sc.nanns):
         if sc.anns[k].ts > MAX_US:
-            _fail(f"span[{i}].annotations[{k}].timestamp: {sc.anns[k].ts} is out of range")
+            pb_fail(f"span[{i}].annotations[{k}].timestamp: {sc.anns[k].ts} is out of range")
     # Anything the tags decide beyond plain attributes goes to the reference.
     for k in range(sc.ntags):
         if is_special(p + sc.tags[k].koff, sc.tags[k].klen):
@@ -1017,6 +948,733 @@ def v2_proto_to_otlp(body):
     finally:
         PyMem_Free(sc.anns)
         PyMem_Free(sc.tags)
+
+
+# ---------------------------------------------------------------- v2 JSON fast path (bytes)
+#
+# The common request is scanned straight from the body bytes: an array of span objects with
+# the known keys only (each at most once), IDs of 16/32 hex digits, times and ports as plain
+# JSON integers, strings of valid UTF-8 (escapes are decoded in values; an escaped key, ID,
+# kind or IP, or a lone surrogate, is not taken), tags whose values are strings and whose keys
+# are not special, true/false flags.  Anything else (null, a float, an unknown or repeated
+# key, a bad ID, a value out of range, malformed JSON, …) abandons the whole request, which
+# then takes the path above unchanged: every error and every rare case comes from there.
+
+cdef struct JStr:
+    const uint8_t* p
+    Py_ssize_t n
+
+
+cdef struct JEnd:
+    bint present
+    JStr svc, ip4, ip6
+    uint64_t port
+
+
+cdef struct JAnn:
+    uint64_t ts
+    JStr value
+
+
+cdef struct JTag:
+    JStr k, v
+
+
+cdef struct JSpan:
+    uint8_t[16] tid
+    uint8_t[8] sid
+    uint8_t[8] pid
+    bint has_pid
+    JStr name, kind
+    uint64_t ts, dur
+    bint debug, shared
+    JEnd local, remote
+
+
+DEF MAX_SVC_CACHE = 32
+
+cdef struct JSvc:
+    JStr s
+    Py_ssize_t g
+
+
+cdef struct JP:
+    const uint8_t* p
+    Py_ssize_t n, pos
+    uint8_t* scratch      # decoded escaped strings; len(body) bytes, allocated on first need
+    Py_ssize_t slen
+    JAnn* anns
+    Py_ssize_t nanns, cap_anns
+    JTag* tags
+    Py_ssize_t ntags, cap_tags
+    JSvc[MAX_SVC_CACHE] svc
+    Py_ssize_t nsvc
+
+
+# span keys (bits of JSpan.seen)
+DEF K_TRACE = 1
+DEF K_ID = 2
+DEF K_PARENT = 4
+DEF K_NAME = 8
+DEF K_KIND = 16
+DEF K_TS = 32
+DEF K_DUR = 64
+DEF K_LOCAL = 128
+DEF K_REMOTE = 256
+DEF K_ANNS = 512
+DEF K_TAGS = 1024
+DEF K_DEBUG = 2048
+DEF K_SHARED = 4096
+
+
+cdef inline int j_peek(JP* j) noexcept:
+    """Skip JSON whitespace; the next byte, or -1 at the end."""
+    cdef uint8_t c
+    while j.pos < j.n:
+        c = j.p[j.pos]
+        if c == 32 or c == 10 or c == 13 or c == 9:
+            j.pos += 1
+        else:
+            return c
+    return -1
+
+
+cdef inline bint j_eat(JP* j, uint8_t want) noexcept:
+    if j_peek(j) == want:
+        j.pos += 1
+        return True
+    return False
+
+
+cdef inline uint64_t haszero(uint64_t v) noexcept:
+    return (v - 0x0101010101010101ULL) & ~v & 0x8080808080808080ULL
+
+
+cdef int8_t[256] HEXVAL
+for _c in range(256):
+    HEXVAL[_c] = hexdig(_c)
+del _c
+
+
+cdef inline int hex4(const uint8_t* p) noexcept:
+    cdef int a = hexdig(p[0]), b = hexdig(p[1]), c = hexdig(p[2]), d = hexdig(p[3])
+    if a < 0 or b < 0 or c < 0 or d < 0:
+        return -1
+    return (a << 12) | (b << 8) | (c << 4) | d
+
+
+cdef int j_str_escaped(JP* j, JStr* out, Py_ssize_t start) except -1:
+    """The rest of a string with escapes, decoded into the scratch buffer (0: abandon)."""
+    cdef const uint8_t* p = j.p
+    cdef Py_ssize_t n = j.n, k = start, run = start
+    cdef uint8_t* d
+    cdef Py_ssize_t m = 0
+    cdef uint8_t c, hi = 0
+    cdef int cp, lo
+    if j.scratch == NULL:
+        j.scratch = <uint8_t*>PyMem_Malloc(n if n > 0 else 1)
+        if j.scratch == NULL:
+            raise MemoryError()
+    d = j.scratch + j.slen
+    while k < n:
+        c = p[k]
+        if c != 34 and c != 92:
+            if c < 0x20:
+                return 0
+            hi |= c
+            k += 1
+            continue
+        # flush the raw run p[run:k]
+        if hi & 0x80 and not utf8_ok(p + run, k - run):
+            return 0
+        memcpy(d + m, p + run, k - run)
+        m += k - run
+        hi = 0
+        if c == 34:
+            out.p = d
+            out.n = m
+            j.slen += m
+            j.pos = k + 1
+            return 1
+        if k + 1 >= n:
+            return 0
+        c = p[k + 1]
+        if c == 117:  # \uXXXX
+            if k + 6 > n:
+                return 0
+            cp = hex4(p + k + 2)
+            if cp < 0:
+                return 0
+            k += 6
+            if 0xD800 <= cp <= 0xDBFF:
+                if k + 6 > n or p[k] != 92 or p[k + 1] != 117:
+                    return 0
+                lo = hex4(p + k + 2)
+                if lo < 0xDC00 or lo > 0xDFFF:
+                    return 0
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                k += 6
+            elif 0xDC00 <= cp <= 0xDFFF:
+                return 0
+            if cp < 0x80:
+                d[m] = <uint8_t>cp; m += 1
+            elif cp < 0x800:
+                d[m] = <uint8_t>(0xC0 | (cp >> 6)); d[m + 1] = <uint8_t>(0x80 | (cp & 0x3F)); m += 2
+            elif cp < 0x10000:
+                d[m] = <uint8_t>(0xE0 | (cp >> 12)); d[m + 1] = <uint8_t>(0x80 | ((cp >> 6) & 0x3F))
+                d[m + 2] = <uint8_t>(0x80 | (cp & 0x3F)); m += 3
+            else:
+                d[m] = <uint8_t>(0xF0 | (cp >> 18)); d[m + 1] = <uint8_t>(0x80 | ((cp >> 12) & 0x3F))
+                d[m + 2] = <uint8_t>(0x80 | ((cp >> 6) & 0x3F)); d[m + 3] = <uint8_t>(0x80 | (cp & 0x3F))
+                m += 4
+        else:
+            if c == 34 or c == 92 or c == 47:
+                d[m] = c
+            elif c == 110:
+                d[m] = 10
+            elif c == 116:
+                d[m] = 9
+            elif c == 114:
+                d[m] = 13
+            elif c == 98:
+                d[m] = 8
+            elif c == 102:
+                d[m] = 12
+            else:
+                return 0
+            m += 1
+            k += 2
+        run = k
+    return 0
+
+
+cdef inline int j_str(JP* j, JStr* out, bint escapes) except -1:
+    """A JSON string at j.pos (the opening quote is checked); 0: abandon."""
+    cdef const uint8_t* p = j.p
+    cdef Py_ssize_t start, k
+    cdef uint8_t c, hi = 0
+    cdef uint64_t x, acc = 0
+    if j_peek(j) != 34:
+        return 0
+    start = k = j.pos + 1
+    # 8 bytes at a time until a chunk holds '"', '\\' or a control byte (exact tests, SWAR)
+    while k + 8 <= j.n:
+        memcpy(&x, p + k, 8)
+        if ((haszero(x ^ 0x2222222222222222ULL) | haszero(x ^ 0x5C5C5C5C5C5C5C5CULL)
+             | ((x - 0x2020202020202020ULL) & ~x & 0x8080808080808080ULL))):
+            break
+        acc |= x
+        k += 8
+    if acc & 0x8080808080808080ULL:
+        hi = 0x80
+    while k < j.n:
+        c = p[k]
+        if c == 34:
+            if hi & 0x80 and not utf8_ok(p + start, k - start):
+                return 0
+            out.p = p + start
+            out.n = k - start
+            j.pos = k + 1
+            return 1
+        if c == 92:
+            return j_str_escaped(j, out, start) if escapes else 0
+        if c < 0x20:
+            return 0
+        hi |= c
+        k += 1
+    return 0
+
+
+cdef inline bint j_uint(JP* j, uint64_t* out) noexcept:
+    """A plain non-negative JSON integer of at most 17 digits."""
+    cdef const uint8_t* p = j.p
+    cdef Py_ssize_t k, start
+    cdef uint64_t v = 0
+    cdef uint8_t c
+    if j_peek(j) < 0:
+        return False
+    k = start = j.pos
+    while k < j.n:
+        c = p[k]
+        if c < 48 or c > 57:
+            break
+        v = v * 10 + (c - 48)
+        k += 1
+    if k == start or k - start > 17 or (p[start] == 48 and k - start > 1):
+        return False
+    j.pos = k
+    out[0] = v
+    return True
+
+
+cdef inline bint j_bool(JP* j, bint* out) noexcept:
+    cdef int c = j_peek(j)
+    if c == 116 and j.pos + 4 <= j.n and memcmp(j.p + j.pos, b"true", 4) == 0:
+        out[0] = True
+        j.pos += 4
+        return True
+    if c == 102 and j.pos + 5 <= j.n and memcmp(j.p + j.pos, b"false", 5) == 0:
+        out[0] = False
+        j.pos += 5
+        return True
+    return False
+
+
+cdef inline int j_next(JP* j) noexcept:
+    """After a member: 1 when another follows (',' eaten), 0 at '}' or ']' (eaten), -1 otherwise."""
+    cdef int c = j_peek(j)
+    if c == 44:
+        j.pos += 1
+        return 1
+    if c == 125 or c == 93:
+        j.pos += 1
+        return 0
+    return -1
+
+
+cdef inline bint key_is(JStr* k, const char* name, Py_ssize_t n) noexcept:
+    return k.n == n and memcmp(k.p, name, n) == 0
+
+
+cdef inline bint j_hex(JStr* s, Py_ssize_t nhex, uint8_t* out) noexcept:
+    cdef Py_ssize_t k
+    cdef int hi, lo
+    if s.n != nhex:
+        return False
+    for k in range(0, nhex, 2):
+        hi = HEXVAL[s.p[k]]
+        lo = HEXVAL[s.p[k + 1]]
+        if (hi | lo) < 0:
+            return False
+        out[k >> 1] = <uint8_t>((hi << 4) | lo)
+    return True
+
+
+cdef int j_endpoint(JP* j, JEnd* ep) except -1:
+    cdef JStr key
+    cdef int seen = 0, bit, more
+    if not j_eat(j, 123):
+        return 0
+    ep.present = True
+    if j_eat(j, 125):
+        return 1
+    while True:
+        if not j_str(j, &key, False) or not j_eat(j, 58):
+            return 0
+        if key_is(&key, b"serviceName", 11):
+            bit = 1
+            if not j_str(j, &ep.svc, True):
+                return 0
+        elif key_is(&key, b"ipv4", 4):
+            bit = 2
+            if not j_str(j, &ep.ip4, False):
+                return 0
+        elif key_is(&key, b"ipv6", 4):
+            bit = 4
+            if not j_str(j, &ep.ip6, False):
+                return 0
+        elif key_is(&key, b"port", 4):
+            bit = 8
+            if not j_uint(j, &ep.port):
+                return 0
+        else:
+            return 0
+        if seen & bit:
+            return 0
+        seen |= bit
+        more = j_next(j)
+        if more == 0:
+            return 1 if j.p[j.pos - 1] == 125 else 0
+        if more < 0:
+            return 0
+
+
+cdef int j_grow_anns(JP* j) except -1:
+    cdef JAnn* grown
+    j.cap_anns = j.cap_anns * 2 if j.cap_anns else 16
+    grown = <JAnn*>PyMem_Realloc(j.anns, sizeof(JAnn) * j.cap_anns)
+    if grown == NULL:
+        raise MemoryError()
+    j.anns = grown
+    return 0
+
+
+cdef int j_grow_tags(JP* j) except -1:
+    cdef JTag* grown
+    j.cap_tags = j.cap_tags * 2 if j.cap_tags else 32
+    grown = <JTag*>PyMem_Realloc(j.tags, sizeof(JTag) * j.cap_tags)
+    if grown == NULL:
+        raise MemoryError()
+    j.tags = grown
+    return 0
+
+
+cdef int j_annotations(JP* j) except -1:
+    cdef JStr key
+    cdef JAnn* a
+    cdef int seen, bit, more
+    if not j_eat(j, 91):
+        return 0
+    if j_eat(j, 93):
+        return 1
+    while True:
+        if not j_eat(j, 123):
+            return 0
+        if j.nanns == j.cap_anns:
+            j_grow_anns(j)
+        a = &j.anns[j.nanns]
+        a.ts = 0
+        a.value.p = NULL
+        a.value.n = 0
+        seen = 0
+        if not j_eat(j, 125):
+            while True:
+                if not j_str(j, &key, False) or not j_eat(j, 58):
+                    return 0
+                if key_is(&key, b"timestamp", 9):
+                    bit = 1
+                    if not j_uint(j, &a.ts) or a.ts > MAX_US:
+                        return 0
+                elif key_is(&key, b"value", 5):
+                    bit = 2
+                    if not j_str(j, &a.value, True):
+                        return 0
+                else:
+                    return 0
+                if seen & bit:
+                    return 0
+                seen |= bit
+                more = j_next(j)
+                if more == 0:
+                    if j.p[j.pos - 1] != 125:
+                        return 0
+                    break
+                if more < 0:
+                    return 0
+        j.nanns += 1
+        more = j_next(j)
+        if more == 0:
+            return 1 if j.p[j.pos - 1] == 93 else 0
+        if more < 0:
+            return 0
+
+
+cdef int j_tags(JP* j) except -1:
+    cdef JTag* t
+    cdef Py_ssize_t k
+    cdef int more
+    if not j_eat(j, 123):
+        return 0
+    if j_eat(j, 125):
+        return 1
+    while True:
+        if j.ntags == j.cap_tags:
+            j_grow_tags(j)
+        t = &j.tags[j.ntags]
+        if not j_str(j, &t.k, True) or not j_eat(j, 58) or not j_str(j, &t.v, True):
+            return 0
+        if is_special(t.k.p, t.k.n):
+            return 0
+        for k in range(j.ntags):
+            if j.tags[k].k.n == t.k.n and memcmp(j.tags[k].k.p, t.k.p, t.k.n) == 0:
+                return 0
+        j.ntags += 1
+        more = j_next(j)
+        if more == 0:
+            return 1 if j.p[j.pos - 1] == 125 else 0
+        if more < 0:
+            return 0
+
+
+cdef int j_span(JP* j, JSpan* s) except -1:
+    """Parse one span object at j.pos into s, j.anns, j.tags; 0: abandon."""
+    cdef JStr key, v
+    cdef int seen = 0, bit, more
+    memset(s, 0, sizeof(JSpan))
+    j.nanns = 0
+    j.ntags = 0
+    if not j_eat(j, 123):
+        return 0
+    if j_eat(j, 125):
+        return 0  # no IDs
+    while True:
+        if not j_str(j, &key, False) or not j_eat(j, 58):
+            return 0
+        if key.n == 0:
+            return 0
+        bit = 0
+        if key.n == 7 and memcmp(key.p, b"traceId", 7) == 0:
+            bit = K_TRACE
+            if not j_str(j, &v, False):
+                return 0
+            if v.n == 32:
+                if not j_hex(&v, 32, s.tid):
+                    return 0
+            elif v.n == 16:
+                if not j_hex(&v, 16, s.tid + 8):
+                    return 0
+            else:
+                return 0
+            if all_zero(s.tid, 16):
+                return 0
+        elif key.n == 2 and key.p[0] == 105 and key.p[1] == 100:
+            bit = K_ID
+            if not j_str(j, &v, False) or not j_hex(&v, 16, s.sid) or all_zero(s.sid, 8):
+                return 0
+        elif key_is(&key, b"parentId", 8):
+            bit = K_PARENT
+            if not j_str(j, &v, False):
+                return 0
+            if v.n:
+                if not j_hex(&v, 16, s.pid):
+                    return 0
+                s.has_pid = True
+        elif key_is(&key, b"name", 4):
+            bit = K_NAME
+            if not j_str(j, &s.name, True):
+                return 0
+        elif key_is(&key, b"kind", 4):
+            bit = K_KIND
+            if not j_str(j, &s.kind, False):
+                return 0
+        elif key_is(&key, b"timestamp", 9):
+            bit = K_TS
+            if not j_uint(j, &s.ts) or s.ts > MAX_US:
+                return 0
+        elif key_is(&key, b"duration", 8):
+            bit = K_DUR
+            if not j_uint(j, &s.dur) or s.dur > MAX_US:
+                return 0
+        elif key_is(&key, b"localEndpoint", 13):
+            bit = K_LOCAL
+            if not j_endpoint(j, &s.local):
+                return 0
+        elif key_is(&key, b"remoteEndpoint", 14):
+            bit = K_REMOTE
+            if not j_endpoint(j, &s.remote):
+                return 0
+        elif key_is(&key, b"annotations", 11):
+            bit = K_ANNS
+            if not j_annotations(j):
+                return 0
+        elif key_is(&key, b"tags", 4):
+            bit = K_TAGS
+            if not j_tags(j):
+                return 0
+        elif key_is(&key, b"debug", 5):
+            bit = K_DEBUG
+            if not j_bool(j, &s.debug):
+                return 0
+        elif key_is(&key, b"shared", 6):
+            bit = K_SHARED
+            if not j_bool(j, &s.shared):
+                return 0
+        else:
+            return 0
+        if seen & bit:
+            return 0
+        seen |= bit
+        more = j_next(j)
+        if more == 0:
+            if j.p[j.pos - 1] != 125:
+                return 0
+            break
+        if more < 0:
+            return 0
+    if (seen & (K_TRACE | K_ID)) != (K_TRACE | K_ID):
+        return 0
+    if s.ts + s.dur > MAX_US:
+        return 0
+    return 1
+
+
+cdef int j_kind(JStr* k) noexcept:
+    """Zipkin kind number of an ASCII kind name (case-insensitive); -1 when not ASCII."""
+    cdef uint8_t[8] up
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    for i in range(k.n):
+        if k.p[i] >= 0x80:
+            return -1
+    if k.n != 6 and k.n != 8:
+        return 0
+    for i in range(k.n):
+        c = k.p[i]
+        up[i] = c - 32 if 97 <= c <= 122 else c
+    if k.n == 6:
+        if memcmp(up, b"CLIENT", 6) == 0:
+            return 1
+        if memcmp(up, b"SERVER", 6) == 0:
+            return 2
+        return 0
+    if memcmp(up, b"PRODUCER", 8) == 0:
+        return 3
+    if memcmp(up, b"CONSUMER", 8) == 0:
+        return 4
+    return 0
+
+
+cdef bint plain_ipv4(JStr* s) noexcept:
+    """Dotted-quad text that inet_pton accepts and inet_ntop prints back unchanged."""
+    cdef Py_ssize_t i, digits = 0, octets = 0
+    cdef int v = 0
+    cdef uint8_t c
+    for i in range(s.n):
+        c = s.p[i]
+        if 48 <= c <= 57:
+            if digits and v == 0:
+                return False
+            v = v * 10 + (c - 48)
+            if v > 255:
+                return False
+            if not digits:
+                octets += 1
+                if octets > 4:
+                    return False
+            digits += 1
+        elif c == 46 and digits:
+            if octets == 4:
+                return False
+            digits = 0
+            v = 0
+        else:
+            return False
+    return octets == 4 and digits > 0
+
+
+cdef inline str j_text(JStr* s):
+    return PyUnicode_DecodeUTF8(<const char*>s.p, s.n, NULL)
+
+
+cdef int j_ip_attr(PbBuf* b, const char* key, Py_ssize_t kn, JEnd* ep) except -1:
+    cdef JStr* ip = &ep.ip6 if ep.ip6.n else &ep.ip4
+    cdef Py_ssize_t tn
+    cdef const char* tp
+    if ip.n == 0:
+        return 0
+    if ip is &ep.ip4 and plain_ipv4(ip):
+        return kv_raw(b, <const uint8_t*>key, kn, ip.p, ip.n)
+    text = _ip_text(j_text(ip))
+    tp = PyUnicode_AsUTF8AndSize(text, &tn)
+    return kv_raw(b, <const uint8_t*>key, kn, <const uint8_t*>tp, tn)
+
+
+cdef Py_ssize_t j_group(JP* j, _Out out, JSpan* s) except -1:
+    cdef JStr svc
+    cdef Py_ssize_t k, g
+    svc.p = NULL
+    svc.n = 0
+    if s.local.present:
+        svc = s.local.svc
+    for k in range(j.nsvc):
+        if j.svc[k].s.n == svc.n and memcmp(j.svc[k].s.p, svc.p, svc.n) == 0:
+            return j.svc[k].g
+    g = out.fast_group(j_text(&svc) if svc.n else u"")
+    if j.nsvc < MAX_SVC_CACHE:
+        j.svc[j.nsvc].s = svc
+        j.svc[j.nsvc].g = g
+        j.nsvc += 1
+    return g
+
+
+cdef int j_write(JP* j, _Out out, JSpan* s) except -1:
+    """Write the parsed span (s, j.anns, j.tags) as the existing path does; 0: abandon."""
+    cdef int kind = 0
+    cdef Py_ssize_t g, off, k
+    cdef PbBuf* b
+    cdef JTag* t
+    cdef JAnn* a
+    cdef const uint8_t* err = NULL
+    cdef Py_ssize_t errn = 0
+    cdef bint has_parent = s.has_pid and not all_zero(s.pid, 8) and memcmp(s.pid, s.sid, 8) != 0
+    if s.kind.n:
+        kind = j_kind(&s.kind)
+        if kind < 0:
+            return 0
+    g = j_group(j, out, s)
+    off = out.spans.len
+    b = &out.spans
+    pb_bytes_field(b, 1, s.tid, 16, False)
+    pb_bytes_field(b, 2, s.sid, 8, False)
+    if has_parent:
+        pb_bytes_field(b, 4, s.pid, 8, False)
+    pb_bytes_field(b, 5, s.name.p, s.name.n, False)
+    pb_varint_field(b, 6, <uint64_t>KIND_OTLP[kind])
+    pb_fixed64_field(b, 7, s.ts * 1000)
+    pb_fixed64_field(b, 8, (s.ts + s.dur) * 1000)
+    for k in range(j.ntags):
+        t = &j.tags[k]
+        if t.k.n == 5 and memcmp(t.k.p, b"error", 5) == 0:
+            err = t.v.p if t.v.n else <const uint8_t*>b""
+            errn = t.v.n
+            if errn == 4 and memcmp(err, b"true", 4) == 0:
+                continue
+        kv_raw(b, t.k.p, t.k.n, t.v.p, t.v.n)
+    if s.local.present:
+        j_ip_attr(b, b"net.host.ip", 11, &s.local)
+        if 0 < s.local.port < 65536:
+            kv_int(b, b"net.host.port", 13, s.local.port)
+    if s.remote.present:
+        if s.remote.svc.n:
+            kv_raw(b, <const uint8_t*>b"peer.service", 12, s.remote.svc.p, s.remote.svc.n)
+        j_ip_attr(b, b"net.peer.ip", 11, &s.remote)
+        if 0 < s.remote.port < 65536:
+            kv_int(b, b"net.peer.port", 13, s.remote.port)
+    if s.ts == 0:
+        kv_true(b, b"otel.zipkin.absentField.startTime", 33)
+    if s.shared:
+        kv_true(b, b"zipkin.shared", 13)
+    if s.debug:
+        kv_true(b, b"zipkin.debug", 12)
+    for k in range(j.nanns):
+        a = &j.anns[k]
+        if memchr_pipe(a.value.p, a.value.n):
+            w_raw_field(b, 11, _event_bytes(a.ts * 1000, j_text(&a.value)))
+        else:
+            w_event(b, a.ts * 1000, a.value.p, a.value.n)
+    if err != NULL and not (errn == 5 and memcmp(err, b"false", 5) == 0):
+        if errn == 4 and memcmp(err, b"true", 4) == 0:
+            w_status(b, 2, NULL, 0)
+        else:
+            w_status(b, 2, err, errn)
+    out.add(g, off)
+    return 1
+
+
+cdef int j_request(_Out out, bytes body) except -1:
+    """The whole request through the fast path into ``out``; 0: abandoned (out is garbage)."""
+    cdef JP j
+    cdef JSpan s
+    cdef int more, ok = 0
+    memset(&j, 0, sizeof(JP))
+    j.p = <const uint8_t*><char*>body
+    j.n = len(body)
+    pb_reserve(&out.spans, j.n)
+    try:
+        if not j_eat(&j, 91):
+            return 0
+        if not j_eat(&j, 93):
+            while True:
+                if not j_span(&j, &s) or not j_write(&j, out, &s):
+                    return 0
+                more = j_next(&j)
+                if more < 0:
+                    return 0
+                if more == 0:
+                    if j.p[j.pos - 1] != 93:
+                        return 0
+                    break
+        ok = j_peek(&j) == -1
+        return ok
+    finally:
+        PyMem_Free(j.scratch)
+        PyMem_Free(j.anns)
+        PyMem_Free(j.tags)
+
+
+def _fast_path_used(body):
+    """For tests: whether ``v2_json_to_otlp(body)`` is served by the byte-level fast path."""
+    return type(body) is bytes and j_request(_Out(), <bytes>body) == 1
 
 
 # ----------------------------------------------------------------------- v1 (reference)

@@ -617,3 +617,110 @@ def test_twins_agree_on_random_v1(spans):
     assert _outcome(cy_zipkin.v1_spans_to_otlp, spans) == _outcome(py_zipkin.v1_spans_to_otlp, spans)
     got = py_zipkin.v1_spans_to_otlp(spans)  # v1 never fails once IDs are good
     assert isinstance(got, bytes)
+
+
+# ------------------------------------------------------- compiled v2 JSON byte-level fast path
+
+LENS_FILES = sorted(ZIPKIN.glob("lens-testdata/*.json"))
+
+
+@needs_both
+@pytest.mark.parametrize("path", LENS_FILES, ids=lambda p: p.stem)
+def test_fast_path_is_taken_on_the_lens_fixtures(path):
+    spans = load_spans(path)
+    for body in (path.read_bytes(), body_of(spans), json.dumps(spans, ensure_ascii=False, indent=1).encode()):
+        assert cy_zipkin._fast_path_used(body)
+        assert cy_zipkin.v2_json_to_otlp(body) == py_zipkin.v2_json_to_otlp(body)
+
+
+FAST_SPAN = ('{"traceId": "463ac35c9f6413ad48485a3953bb6124", "id": "a2fb4a1d1a96d312", "name": %s,'
+             ' "timestamp": 1600000000000000, "duration": 1500, "localEndpoint": {"serviceName": "svc"},'
+             ' "tags": {"k": "v"}}')
+
+FAST_CASES = [  # (name as JSON text, served by the fast path?)
+    ('"op"', True),
+    ('"line\\nbreak \\"quoted\\" \\\\ \\/ \\t\\r\\b\\f"', True),   # simple escapes are decoded
+    ('"caf\\u00e9 \\u4e2d \\ud83d\\ude00 \\u0000"', True),        # \\u escapes, a surrogate pair
+    ('"café 中 😀"', True),                                        # raw UTF-8
+    ('"\\ud800"', False),                                          # lone surrogate: the existing path
+    ('"\\udc00x"', False),
+    ('"\\ud83d\\u0041"', False),
+    ('"\\x"', False),                                              # bad escape: not JSON
+    ('null', False),
+    ('3', False),
+]
+
+
+@needs_both
+@pytest.mark.parametrize("name, fast", FAST_CASES)
+def test_fast_path_strings_and_fallback_give_the_same_outcome(name, fast):
+    body = ("[" + FAST_SPAN % name + "]").encode()
+    assert cy_zipkin._fast_path_used(body) is fast
+    assert _outcome(cy_zipkin.v2_json_to_otlp, body) == _outcome(py_zipkin.v2_json_to_otlp, body)
+
+
+SPAN_JSON = json.loads(FAST_SPAN % '"op"')
+FALLBACKS = [
+    b'[' + (FAST_SPAN % '"op"').encode()[:-1] + b', "name": "again"}]',                  # duplicate key
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"k": "v"', b'"k": "v", "k": "w"') + b']',  # dup tag
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"tags"', b'"t\\u0061gs"') + b']',  # escaped key
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'1500', b'1500.0') + b']',          # a float
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'1500', b'15e2') + b']',            # an exponent
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"k": "v"', b'"k": 5') + b']',      # non-string tag
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"k": "v"', b'"host.name": "h"') + b']',  # special
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"k": "v"', b'"otlp.link.0": "x"') + b']',
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"name"', b'"nom"') + b']',          # unknown key
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'a2fb4a1d1a96d312', b'a2fb4a1d1a96d31') + b']',
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'1500', b'-1') + b']',
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"svc"', b'"sv\xffc"') + b']',       # invalid UTF-8
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"svc"', b'"sv\xed\xa0\x80c"') + b']',  # UTF-8 surrogate
+    b'[' + (FAST_SPAN % '"op"').encode().replace(b'"svc"', b'"sv\tc"') + b']',         # raw control char
+    b'[' + (FAST_SPAN % '"op"').encode() + b',]',                                        # trailing comma
+    b'[' + (FAST_SPAN % '"op"').encode() + b'] x',                                       # extra data
+    b'\xef\xbb\xbf[' + (FAST_SPAN % '"op"').encode() + b']',                             # BOM
+    (FAST_SPAN % '"op"').encode(),                                                       # bare span
+]
+
+
+@needs_both
+@pytest.mark.parametrize("body", FALLBACKS)
+def test_fast_path_falls_back_on_anything_unusual(body):
+    assert not cy_zipkin._fast_path_used(body)
+    assert _outcome(cy_zipkin.v2_json_to_otlp, body) == _outcome(py_zipkin.v2_json_to_otlp, body)
+
+
+fast_texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+fast_endpoints = st.fixed_dictionaries({}, optional={
+    "serviceName": st.sampled_from(["a", "b", "Ünï", "", "x\ny"]),
+    "ipv4": st.sampled_from(["1.2.3.4", "bad", "", "::1", "01.2.3.4", "255.255.255.255", "1.2.3.256", "0.0.0.0"]),
+    "ipv6": st.sampled_from(["2001:db8::1", "::ffff:1.2.3.4", "x", "1.2.3.4", ""]),
+    "port": st.integers(0, 70000)})
+fast_spans = st.fixed_dictionaries(
+    {"traceId": st.sampled_from(["463ac35c9f6413ad48485a3953bb6124", "463AC35C9F6413AD", "00000000000000000000000000000001"]),
+     "id": st.sampled_from(["a2fb4a1d1a96d312", "B2FB4A1D1A96D312"])},
+    optional={"parentId": st.sampled_from(["a2fb4a1d1a96d312", "0000000000000000", "", "c2fb4a1d1a96d312"]),
+              "kind": st.sampled_from(["CLIENT", "server", "Producer", "CONSUMER", "x", "", "ſerver"]),
+              "name": fast_texts, "timestamp": st.integers(0, 2**54), "duration": st.integers(0, 2**40),
+              "localEndpoint": fast_endpoints, "remoteEndpoint": fast_endpoints,
+              "annotations": st.lists(st.fixed_dictionaries({}, optional={
+                  "timestamp": st.integers(0, 2**54), "value": st.one_of(fast_texts, st.just("e|{\"a\":1}|2"))}),
+                  max_size=3),
+              "tags": st.dictionaries(st.one_of(fast_texts, st.sampled_from(["error", "k", "error\n"])),
+                                      st.one_of(fast_texts, st.sampled_from(["true", "false", ""])), max_size=5),
+              "debug": st.booleans(), "shared": st.booleans()})
+
+
+@needs_both
+@fuzz
+@given(st.lists(fast_spans, max_size=4), st.booleans(), st.sampled_from([None, 0, 2]), st.randoms())
+def test_twins_agree_on_random_fast_path_json(spans, ascii_only, indent, rnd):
+    shuffled = []
+    for s in spans:  # JSON key order is not fixed
+        items = list(s.items())
+        rnd.shuffle(items)
+        shuffled.append(dict(items))
+    body = json.dumps(shuffled, ensure_ascii=ascii_only, indent=indent).encode()
+    got = _outcome(cy_zipkin.v2_json_to_otlp, body)
+    assert got == _outcome(py_zipkin.v2_json_to_otlp, body)
+    if got[0] == "ok" and all(s.get("kind", "") != "ſerver" for s in spans):
+        assert cy_zipkin._fast_path_used(body)
