@@ -4,11 +4,14 @@
 Every mapping rule is documented in the reference module.  This twin writes the common span
 straight into a C buffer: from the parsed JSON objects (``json`` is already C) or from a
 wire-level walk of proto3 ``ListOfSpans``, with no Python object per tag.  A span that needs
-more than that — a special tag (resource, scope, status, link, trace state, span.kind, endpoint
-keys), a non-string JSON tag value, an odd type anywhere, a bad ID — is handed to the reference
+more than that — a special tag (resource, link, trace state, span.kind, endpoint keys), a
+non-string JSON tag value, an odd type anywhere, a bad ID — is handed to the reference
 functions, so the rare paths and every error message are the reference's own.  Both twins
 validate a whole span before writing it and translate spans one at a time, in order, so the
-first error reported for a body is the same.
+first error reported for a body is the same.  The scope tags (``otel.scope.*``,
+``otel.library.*``) and the status tags (``otel.status_code``, ``otel.status_description``,
+``error``), which OpenTelemetry exporters put on nearly every span, are handled here in C by the
+reference's ``tag_plan`` rules.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DATA, PyUnicode_DecodeUTF8
@@ -30,6 +33,11 @@ cdef uint64_t MAX_US = 0xFFFFFFFFFFFFFFFF // 1000
 cdef int[5] KIND_OTLP = [0, 3, 2, 4, 5]
 cdef dict KIND_BY_NAME = _ref.KIND_BY_NAME
 cdef frozenset SPECIAL = _ref.SPECIAL_TAGS
+# Special tags this twin handles itself (scope and status); the others go to the reference.
+cdef frozenset HANDLED = frozenset(_ref.SCOPE_KEYS + ("otel.status_code", "otel.status_description"))
+cdef frozenset DEFERRED = SPECIAL - HANDLED
+cdef dict STATUS_CODES = _ref.STATUS_CODES
+assert HANDLED <= SPECIAL
 
 # Reference functions used on rare paths and for every error.
 _hex_id = _ref.hex_id
@@ -49,8 +57,8 @@ _event_bytes = _ref.event_bytes
 _jtype = _ref._jtype
 _load_json = _ref.load_json
 
-# Special tag keys as UTF-8, bucketed by length, for the proto3 walk (no str per tag key).
-cdef list _special_bytes = sorted({k.encode() for k in SPECIAL}, key=len)
+# Deferred special tag keys as UTF-8, bucketed by length, for the byte walks (no str per key).
+cdef list _special_bytes = sorted({k.encode() for k in DEFERRED}, key=len)
 DEF MAX_SPECIAL_LEN = 64
 cdef Py_ssize_t[MAX_SPECIAL_LEN + 2] _bucket
 
@@ -68,7 +76,7 @@ _init_buckets()
 
 
 cdef bint is_special(const uint8_t* p, Py_ssize_t n):
-    """Whether a tag key (UTF-8) is one the reference's tag_plan must see."""
+    """Whether a tag key (UTF-8) is one the reference's tag_plan must see (not scope/status)."""
     cdef Py_ssize_t k
     cdef bytes cand
     if n >= 10 and memcmp(p, b"otlp.link.", 10) == 0:
@@ -80,6 +88,140 @@ cdef bint is_special(const uint8_t* p, Py_ssize_t n):
         if (<const uint8_t*><char*>cand)[0] == p[0] and memcmp(<char*>cand, p, n) == 0:
             return True
     return False
+
+
+# ------------------------------------------------------------------ scope and status tags
+
+cdef struct JStr:
+    const uint8_t* p
+    Py_ssize_t n
+
+
+# Tag classes: what tag_plan does with a key.
+DEF T_PLAIN = 0    # a string attribute
+DEF T_DEFER = 1    # needs the reference (resource, link, trace state, span.kind, endpoint keys)
+DEF T_SNAME = 2    # otel.scope.name
+DEF T_LNAME = 3    # otel.library.name
+DEF T_SVER = 4     # otel.scope.version
+DEF T_LVER = 5     # otel.library.version
+DEF T_SCODE = 6    # otel.status_code
+DEF T_SDESC = 7    # otel.status_description
+DEF T_ERROR = 8    # error
+DEF N_CLASSES = 9
+
+
+cdef int tag_class(const uint8_t* p, Py_ssize_t n) except -1:
+    """The class of a tag key given as UTF-8."""
+    if n == 5 and memcmp(p, b"error", 5) == 0:
+        return T_ERROR
+    if 15 <= n <= 23 and memcmp(p, b"otel.", 5) == 0:
+        if n == 15 and memcmp(p, b"otel.scope.name", 15) == 0:
+            return T_SNAME
+        if n == 17 and memcmp(p, b"otel.library.name", 17) == 0:
+            return T_LNAME
+        if n == 18 and memcmp(p, b"otel.scope.version", 18) == 0:
+            return T_SVER
+        if n == 20 and memcmp(p, b"otel.library.version", 20) == 0:
+            return T_LVER
+        if n == 16 and memcmp(p, b"otel.status_code", 16) == 0:
+            return T_SCODE
+        if n == 23 and memcmp(p, b"otel.status_description", 23) == 0:
+            return T_SDESC
+    return T_DEFER if is_special(p, n) else T_PLAIN
+
+
+cdef struct Plan:
+    bint[N_CLASSES] has     # a tag of that class is present
+    JStr[N_CLASSES] v       # its value
+    JStr sname, sver, msg   # resolved: InstrumentationScope name/version, Status message
+    int code                # resolved: Status code
+
+
+cdef inline void plan_init(Plan* pl) noexcept:
+    memset(pl, 0, sizeof(Plan))
+
+
+cdef inline void plan_take(Plan* pl, int cls, const uint8_t* v, Py_ssize_t vn) noexcept:
+    pl.has[cls] = True
+    pl.v[cls].p = v
+    pl.v[cls].n = vn
+
+
+cdef inline bint jstr_is(JStr* s, const char* text, Py_ssize_t n) noexcept:
+    return s.n == n and memcmp(s.p, text, n) == 0
+
+
+cdef int status_code(JStr* s) noexcept:
+    """STATUS_CODES of a value (UTF-8); other values → 0 (unset)."""
+    if jstr_is(s, b"STATUS_CODE_ERROR", 17) or jstr_is(s, b"ERROR", 5):
+        return 2
+    if jstr_is(s, b"STATUS_CODE_OK", 14) or jstr_is(s, b"OK", 2):
+        return 1
+    return 0
+
+
+def _check_status_codes():
+    cdef JStr s
+    cdef bytes raw
+    for key, code in STATUS_CODES.items():
+        raw = key.encode()
+        s.p = <const uint8_t*><char*>raw
+        s.n = len(raw)
+        assert status_code(&s) == code, key
+
+
+_check_status_codes()
+
+
+cdef void plan_finish(Plan* pl) noexcept:
+    """Resolve scope and status exactly as the reference's tag_plan does."""
+    cdef JStr* e
+    if pl.has[T_SNAME]:
+        pl.sname = pl.v[T_SNAME]
+    elif pl.has[T_LNAME]:
+        pl.sname = pl.v[T_LNAME]
+    if pl.has[T_SVER]:
+        pl.sver = pl.v[T_SVER]
+    elif pl.has[T_LVER]:
+        pl.sver = pl.v[T_LVER]
+    pl.code = 0
+    if pl.has[T_SCODE]:
+        pl.code = status_code(&pl.v[T_SCODE])
+        if pl.has[T_SDESC]:
+            pl.msg = pl.v[T_SDESC]
+    if pl.has[T_ERROR]:
+        e = &pl.v[T_ERROR]
+        if jstr_is(e, b"true", 4):
+            pl.code = 2
+        elif not jstr_is(e, b"false", 5):
+            pl.code = 2
+            if pl.msg.n == 0:
+                pl.msg = e[0]
+
+
+cdef inline bint plan_drops(Plan* pl, int cls, const uint8_t* v, Py_ssize_t vn) noexcept:
+    """Whether tag_plan removes a tag of this class and value from the attributes."""
+    if cls == T_PLAIN:
+        return False
+    if T_SNAME <= cls <= T_SCODE:
+        return True
+    if cls == T_SDESC:
+        return pl.has[T_SCODE]
+    if cls == T_ERROR:
+        return vn == 4 and memcmp(v, b"true", 4) == 0
+    return False
+
+
+DEF MAX_GROUP_CACHE = 32
+
+cdef struct GroupEntry:
+    JStr svc, sname, sver
+    Py_ssize_t g
+
+
+cdef struct GroupCache:
+    GroupEntry[MAX_GROUP_CACHE] e
+    Py_ssize_t n
 
 
 # ------------------------------------------------------------------------------ writers
@@ -177,6 +319,14 @@ cdef int w_ip4(PbBuf* b, const char* key, Py_ssize_t kn, const uint8_t* ip) exce
 
 # ------------------------------------------------------------------------ span collection
 
+cdef Py_ssize_t _last_slow = 0
+
+
+def _slow_spans_last_call():
+    """For tests: how many spans of the last successful call were written by the reference."""
+    return _last_slow
+
+
 cdef struct SpanRef:
     Py_ssize_t off       # span body offset in the span buffer
     Py_ssize_t len       # span body length
@@ -197,6 +347,8 @@ cdef class _Out:
     cdef list group_scope     # group index → InstrumentationScope payload
     cdef list head            # group index → first span
     cdef list tail            # group index → last span
+    cdef dict scoped          # (service, scope name, scope version) → group index
+    cdef Py_ssize_t nslow     # spans written by the reference
 
     def __cinit__(self):
         pb_init(&self.spans, 4096)
@@ -211,6 +363,8 @@ cdef class _Out:
         self.group_scope = []
         self.head = []
         self.tail = []
+        self.scoped = {}
+        self.nslow = 0
 
     def __dealloc__(self):
         pb_free(&self.spans)
@@ -260,6 +414,17 @@ cdef class _Out:
             self.fast[service] = g
         return <Py_ssize_t>g
 
+    cdef Py_ssize_t scoped_group(self, object service, object sname, object sver) except -1:
+        """The group of a span whose resource is just its service name, in scope (sname, sver)."""
+        if not sname and not sver:
+            return self.fast_group(service)
+        key = (service, sname, sver)
+        g = self.scoped.get(key)
+        if g is None:
+            g = self.group(((u"service.name", service),) if service else (), (sname, sver))
+            self.scoped[key] = g
+        return <Py_ssize_t>g
+
     cdef int add(self, Py_ssize_t g, Py_ssize_t off) except -1:
         """Record the span body written at spans[off:] as a member of group ``g``."""
         cdef SpanRef* grown
@@ -286,13 +451,16 @@ cdef class _Out:
         cdef Py_ssize_t g = self.group(got[0], got[1])
         cdef Py_ssize_t off = self.spans.len
         cdef bytes body = got[2]
+        self.nslow += 1
         pb_raw(&self.spans, <const uint8_t*><char*>body, len(body))
         return self.add(g, off)
 
     cdef bytes finish(self):
+        global _last_slow
         cdef PbBuf out
         cdef Py_ssize_t r, g, k, m, m2
         cdef bytes data
+        _last_slow = self.nslow
         pb_init(&out, self.spans.len + 64 * len(self.group_res) + 64)
         try:
             for r in range(len(self.res_bytes)):
@@ -311,6 +479,35 @@ cdef class _Out:
             return pb_bytes(&out)
         finally:
             pb_free(&out)
+
+
+cdef inline bint jstr_eq(JStr* a, JStr* b) noexcept:
+    return a.n == b.n and (a.n == 0 or memcmp(a.p, b.p, a.n) == 0)
+
+
+cdef inline str jstr_text(JStr* s):
+    return PyUnicode_DecodeUTF8(<const char*>s.p, s.n, NULL) if s.n else u""
+
+
+cdef Py_ssize_t cached_group(_Out out, GroupCache* cache, JStr* svc, JStr* sname,
+                             JStr* sver) except -1:
+    """out.scoped_group of UTF-8 strings, through a small per-call cache keyed by their bytes
+    (which must stay in place for the call)."""
+    cdef Py_ssize_t k, g
+    cdef GroupEntry* e
+    for k in range(cache.n):
+        e = &cache.e[k]
+        if jstr_eq(&e.svc, svc) and jstr_eq(&e.sname, sname) and jstr_eq(&e.sver, sver):
+            return e.g
+    g = out.scoped_group(jstr_text(svc), jstr_text(sname), jstr_text(sver))
+    if cache.n < MAX_GROUP_CACHE:
+        e = &cache.e[cache.n]
+        e.svc = svc[0]
+        e.sname = sname[0]
+        e.sver = sver[0]
+        e.g = g
+        cache.n += 1
+    return g
 
 
 # -------------------------------------------------------------------------------- v2 JSON
@@ -397,7 +594,7 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
     cdef uint8_t[16] tid
     cdef uint8_t[8] sid
     cdef uint8_t[8] pid
-    cdef bint has_parent = False, slow = False, shared, debug
+    cdef bint has_parent = False, slow = False, handled = False, has_code = False, shared, debug
     cdef uint64_t ts, dur
     cdef int kind = 0, code = 0
     cdef JEp local, remote
@@ -406,7 +603,7 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
     cdef list strs = []
     cdef PbBuf* b
     cdef const char* p
-    cdef dict d
+    cdef dict d, td
     if type(s) is not dict:
         _json_span(s, i)  # raises
     d = <dict>s
@@ -470,7 +667,12 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
             if type(v) is not str:
                 _json_span(s, i)  # raises, or v becomes text: the reference writes the span
                 slow = True
-            elif k in SPECIAL or (<str>k).startswith(u"otlp.link."):
+            elif k in SPECIAL:
+                if k in HANDLED:
+                    handled = True
+                else:
+                    slow = True
+            elif (<str>k).startswith(u"otlp.link."):
                 slow = True
     shared_v = d.get(u"shared")
     debug_v = d.get(u"debug")
@@ -482,9 +684,36 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
         return 0
     shared = shared_v is True
     debug = debug_v is True
-    # --- write
+    # --- scope and status (tag_plan's rules)
     service = strs[0]
-    g = out.fast_group(service)
+    message = u""
+    if handled:
+        td = <dict>tags
+        v = td.get(u"otel.scope.name")
+        sname = v if v is not None else (td.get(u"otel.library.name") or u"")
+        v = td.get(u"otel.scope.version")
+        sver = v if v is not None else (td.get(u"otel.library.version") or u"")
+        v = td.get(u"otel.status_code")
+        if v is not None:
+            has_code = True
+            code = <int>STATUS_CODES.get(v, 0)
+            v = td.get(u"otel.status_description")
+            if v is not None:
+                message = v
+        g = out.scoped_group(service, sname, sver)
+    else:
+        g = out.fast_group(service)
+    error = None
+    if tags:
+        error = (<dict>tags).get(u"error")
+        if error is not None:
+            if error == u"true":
+                code = 2
+            elif error != u"false":
+                code = 2
+                if not message:
+                    message = error
+    # --- write
     off = out.spans.len
     b = &out.spans
     pb_bytes_field(b, 1, tid, 16, False)
@@ -495,13 +724,13 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
     pb_varint_field(b, 6, <uint64_t>KIND_OTLP[kind])
     pb_fixed64_field(b, 7, ts * 1000)
     pb_fixed64_field(b, 8, (ts + dur) * 1000)
-    error = None
     if tags:
         for k, v in (<dict>tags).items():
             if k == u"error":
-                error = v
                 if v == u"true":
                     continue
+            elif handled and k in HANDLED and (has_code or k != u"otel.status_description"):
+                continue
             kv_str(b, k, v)
     write_endpoints(b, &local, &remote, strs, ts == 0, shared, debug)
     if annotations:
@@ -516,12 +745,9 @@ cdef int json_span(_Out out, object s, Py_ssize_t i) except -1:
             else:
                 p = PyUnicode_AsUTF8AndSize(v, &n)
                 w_event(b, (<uint64_t>t if t is not None else 0) * 1000, <const uint8_t*>p, n)
-    if error is not None and error != u"false":
-        if error == u"true":
-            w_status(b, 2, NULL, 0)
-        else:
-            p = PyUnicode_AsUTF8AndSize(error, &n)
-            w_status(b, 2, <const uint8_t*>p, n)
+    if code or message:
+        p = PyUnicode_AsUTF8AndSize(message, &n)
+        w_status(b, code, <const uint8_t*>p, n)
     out.add(g, off)
     return 0
 
@@ -637,6 +863,7 @@ cdef struct PAnn:
 
 cdef struct PTag:
     Py_ssize_t koff, klen, voff, vlen
+    int cls
 
 
 cdef struct PSpan:
@@ -651,6 +878,7 @@ cdef struct Scratch:
     Py_ssize_t nanns, cap_anns
     PTag* tags
     Py_ssize_t ntags, cap_tags
+    GroupCache groups
 
 
 cdef int proto_endpoint(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, PEp* ep) except -1:
@@ -725,11 +953,14 @@ cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_
     cdef Field f, f2
     cdef Py_ssize_t pos = start, kpos, q, k2, off, k, aoff, alen
     cdef uint64_t at
-    cdef bint slow = False, has_parent, error_true
+    cdef bint slow = False, has_parent
     cdef const uint8_t* tid
     cdef uint8_t[16] padded
-    cdef Py_ssize_t err_off = -1, err_len = 0, g
+    cdef Py_ssize_t g
     cdef PbBuf* b
+    cdef PTag* t
+    cdef Plan pl
+    cdef JStr svc
     memset(&s, 0, sizeof(PSpan))
     sc.nanns = 0
     sc.ntags = 0
@@ -833,20 +1064,25 @@ cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_
     for k in range(sc.nanns):
         if sc.anns[k].ts > MAX_US:
             pb_fail(f"span[{i}].annotations[{k}].timestamp: {sc.anns[k].ts} is out of range")
-    # Anything the tags decide beyond plain attributes goes to the reference.
+    # Scope and status tags are planned here; anything else beyond plain attributes goes to
+    # the reference.
+    plan_init(&pl)
     for k in range(sc.ntags):
-        if is_special(p + sc.tags[k].koff, sc.tags[k].klen):
+        t = &sc.tags[k]
+        t.cls = tag_class(p + t.koff, t.klen)
+        if t.cls == T_DEFER:
             slow = True
             break
+        if t.cls != T_PLAIN:
+            plan_take(&pl, t.cls, p + t.voff, t.vlen)
     if slow:
         out.add_python(_span_bytes(_proto_span(buf, start, end, i), i))
         return 0
+    plan_finish(&pl)
     # --- write
-    if s.local.present and s.local.svc_len:
-        service = PyUnicode_DecodeUTF8(<char*>p + s.local.svc_off, s.local.svc_len, NULL)
-    else:
-        service = u""
-    g = out.fast_group(service)
+    svc.p = p + s.local.svc_off
+    svc.n = s.local.svc_len if s.local.present else 0
+    g = cached_group(out, &sc.groups, &svc, &pl.sname, &pl.sver)
     off = out.spans.len
     b = &out.spans
     if s.tid_len == 8:
@@ -862,15 +1098,10 @@ cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_
     pb_varint_field(b, 6, <uint64_t>KIND_OTLP[s.kind])
     pb_fixed64_field(b, 7, s.ts * 1000)
     pb_fixed64_field(b, 8, (s.ts + s.dur) * 1000)
-    error_true = False
     for k in range(sc.ntags):
-        if sc.tags[k].klen == 5 and memcmp(p + sc.tags[k].koff, b"error", 5) == 0:
-            err_off = sc.tags[k].voff
-            err_len = sc.tags[k].vlen
-            if err_len == 4 and memcmp(p + err_off, b"true", 4) == 0:
-                error_true = True
-                continue
-        kv_raw(b, p + sc.tags[k].koff, sc.tags[k].klen, p + sc.tags[k].voff, sc.tags[k].vlen)
+        t = &sc.tags[k]
+        if not plan_drops(&pl, t.cls, p + t.voff, t.vlen):
+            kv_raw(b, p + t.koff, t.klen, p + t.voff, t.vlen)
     proto_endpoint_attrs(b, p, &s.local, True)
     proto_endpoint_attrs(b, p, &s.remote, False)
     if s.ts == 0:
@@ -886,10 +1117,7 @@ cdef int proto_span(_Out out, const uint8_t* p, bytes buf, Py_ssize_t start, Py_
                 PyUnicode_DecodeUTF8(<char*>p + sc.anns[k].off, sc.anns[k].len, NULL)))
         else:
             w_event(b, sc.anns[k].ts * 1000, p + sc.anns[k].off, sc.anns[k].len)
-    if error_true:
-        w_status(b, 2, NULL, 0)
-    elif err_off >= 0 and not (err_len == 5 and memcmp(p + err_off, b"false", 5) == 0):
-        w_status(b, 2, p + err_off, err_len)
+    w_status(b, pl.code, pl.msg.p, pl.msg.n)
     out.add(g, off)
     return 0
 
@@ -956,14 +1184,9 @@ def v2_proto_to_otlp(body):
 # the known keys only (each at most once), IDs of 16/32 hex digits, times and ports as plain
 # JSON integers, strings of valid UTF-8 (escapes are decoded in values; an escaped key, ID,
 # kind or IP, or a lone surrogate, is not taken), tags whose values are strings and whose keys
-# are not special, true/false flags.  Anything else (null, a float, an unknown or repeated
+# are not special (scope and status tags are fine), true/false flags.  Anything else (null, a float, an unknown or repeated
 # key, a bad ID, a value out of range, malformed JSON, …) abandons the whole request, which
 # then takes the path above unchanged: every error and every rare case comes from there.
-
-cdef struct JStr:
-    const uint8_t* p
-    Py_ssize_t n
-
 
 cdef struct JEnd:
     bint present
@@ -978,6 +1201,7 @@ cdef struct JAnn:
 
 cdef struct JTag:
     JStr k, v
+    int cls
 
 
 cdef struct JSpan:
@@ -991,13 +1215,6 @@ cdef struct JSpan:
     JEnd local, remote
 
 
-DEF MAX_SVC_CACHE = 32
-
-cdef struct JSvc:
-    JStr s
-    Py_ssize_t g
-
-
 cdef struct JP:
     const uint8_t* p
     Py_ssize_t n, pos
@@ -1007,8 +1224,7 @@ cdef struct JP:
     Py_ssize_t nanns, cap_anns
     JTag* tags
     Py_ssize_t ntags, cap_tags
-    JSvc[MAX_SVC_CACHE] svc
-    Py_ssize_t nsvc
+    GroupCache groups
 
 
 # span keys (bits of JSpan.seen)
@@ -1373,7 +1589,8 @@ cdef int j_tags(JP* j) except -1:
         t = &j.tags[j.ntags]
         if not j_str(j, &t.k, True) or not j_eat(j, 58) or not j_str(j, &t.v, True):
             return 0
-        if is_special(t.k.p, t.k.n):
+        t.cls = tag_class(t.k.p, t.k.n)
+        if t.cls == T_DEFER:
             return 0
         for k in range(j.ntags):
             if j.tags[k].k.n == t.k.n and memcmp(j.tags[k].k.p, t.k.p, t.k.n) == 0:
@@ -1559,22 +1776,13 @@ cdef int j_ip_attr(PbBuf* b, const char* key, Py_ssize_t kn, JEnd* ep) except -1
     return kv_raw(b, <const uint8_t*>key, kn, <const uint8_t*>tp, tn)
 
 
-cdef Py_ssize_t j_group(JP* j, _Out out, JSpan* s) except -1:
+cdef Py_ssize_t j_group(JP* j, _Out out, JSpan* s, Plan* pl) except -1:
     cdef JStr svc
-    cdef Py_ssize_t k, g
     svc.p = NULL
     svc.n = 0
     if s.local.present:
         svc = s.local.svc
-    for k in range(j.nsvc):
-        if j.svc[k].s.n == svc.n and memcmp(j.svc[k].s.p, svc.p, svc.n) == 0:
-            return j.svc[k].g
-    g = out.fast_group(j_text(&svc) if svc.n else u"")
-    if j.nsvc < MAX_SVC_CACHE:
-        j.svc[j.nsvc].s = svc
-        j.svc[j.nsvc].g = g
-        j.nsvc += 1
-    return g
+    return cached_group(out, &j.groups, &svc, &pl.sname, &pl.sver)
 
 
 cdef int j_write(JP* j, _Out out, JSpan* s) except -1:
@@ -1584,14 +1792,19 @@ cdef int j_write(JP* j, _Out out, JSpan* s) except -1:
     cdef PbBuf* b
     cdef JTag* t
     cdef JAnn* a
-    cdef const uint8_t* err = NULL
-    cdef Py_ssize_t errn = 0
+    cdef Plan pl
     cdef bint has_parent = s.has_pid and not all_zero(s.pid, 8) and memcmp(s.pid, s.sid, 8) != 0
     if s.kind.n:
         kind = j_kind(&s.kind)
         if kind < 0:
             return 0
-    g = j_group(j, out, s)
+    plan_init(&pl)
+    for k in range(j.ntags):
+        t = &j.tags[k]
+        if t.cls != T_PLAIN:
+            plan_take(&pl, t.cls, t.v.p, t.v.n)
+    plan_finish(&pl)
+    g = j_group(j, out, s, &pl)
     off = out.spans.len
     b = &out.spans
     pb_bytes_field(b, 1, s.tid, 16, False)
@@ -1604,12 +1817,8 @@ cdef int j_write(JP* j, _Out out, JSpan* s) except -1:
     pb_fixed64_field(b, 8, (s.ts + s.dur) * 1000)
     for k in range(j.ntags):
         t = &j.tags[k]
-        if t.k.n == 5 and memcmp(t.k.p, b"error", 5) == 0:
-            err = t.v.p if t.v.n else <const uint8_t*>b""
-            errn = t.v.n
-            if errn == 4 and memcmp(err, b"true", 4) == 0:
-                continue
-        kv_raw(b, t.k.p, t.k.n, t.v.p, t.v.n)
+        if not plan_drops(&pl, t.cls, t.v.p, t.v.n):
+            kv_raw(b, t.k.p, t.k.n, t.v.p, t.v.n)
     if s.local.present:
         j_ip_attr(b, b"net.host.ip", 11, &s.local)
         if 0 < s.local.port < 65536:
@@ -1632,11 +1841,7 @@ cdef int j_write(JP* j, _Out out, JSpan* s) except -1:
             w_raw_field(b, 11, _event_bytes(a.ts * 1000, j_text(&a.value)))
         else:
             w_event(b, a.ts * 1000, a.value.p, a.value.n)
-    if err != NULL and not (errn == 5 and memcmp(err, b"false", 5) == 0):
-        if errn == 4 and memcmp(err, b"true", 4) == 0:
-            w_status(b, 2, NULL, 0)
-        else:
-            w_status(b, 2, err, errn)
+    w_status(b, pl.code, pl.msg.p, pl.msg.n)
     out.add(g, off)
     return 1
 

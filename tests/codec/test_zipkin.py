@@ -724,3 +724,152 @@ def test_twins_agree_on_random_fast_path_json(spans, ascii_only, indent, rnd):
     assert got == _outcome(py_zipkin.v2_json_to_otlp, body)
     if got[0] == "ok" and all(s.get("kind", "") != "ſerver" for s in spans):
         assert cy_zipkin._fast_path_used(body)
+
+
+# ------------------------------------------- scope and status tags, translated by the compiled twin
+
+STATUS_CODE_VALUES = [None, "STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR", "UNSET", "OK", "ERROR",
+                      "ok", "STATUS_CODE_", "", "Ökay"]
+STATUS_DESCRIPTIONS = [None, "", "bad thing", "ünïcode | pipe"]
+ERROR_VALUES = [None, "true", "false", "", "boom", "True", "FALSE"]
+SCOPE_TAGS = [{}, {"otel.scope.name": "io.s", "otel.scope.version": "1.2"},
+              {"otel.library.name": "lib", "otel.library.version": "0.9"},
+              {"otel.scope.name": "io.s", "otel.library.name": "lib", "otel.library.version": "0.9"},
+              {"otel.library.name": "lib", "otel.scope.name": ""},
+              {"otel.scope.version": "3"}, {"otel.library.version": "4", "otel.scope.version": ""},
+              {"otel.scope.name": "", "otel.scope.version": ""}, {"otel.library.name": "ünï"}]
+
+
+def _tags(scope: dict, code, desc, error, extra_first: bool) -> dict:
+    tags = {"a": "1"} if extra_first else {}
+    tags.update(scope)
+    for key, value in (("error", error), ("otel.status_description", desc), ("otel.status_code", code)):
+        if value is not None:
+            tags[key] = value
+    tags["z"] = "2"
+    return tags
+
+
+def _all_paths_agree(spans: list, *, fast: bool = True, slow: int = 0) -> bytes:
+    """cy == py on v2 JSON (bytes and parsed), proto3 and v1-shaped input; how many spans the
+    compiled twin handed to the reference; whether the byte-level fast path served the JSON."""
+    body = body_of(spans)
+    want = py_zipkin.v2_json_to_otlp(body)
+    assert cy_zipkin.v2_json_to_otlp(body) == want
+    assert cy_zipkin._slow_spans_last_call() == slow
+    assert cy_zipkin._fast_path_used(body) is fast
+    pretty = json.dumps(spans, ensure_ascii=False, indent=1).encode()
+    assert cy_zipkin.v2_json_to_otlp(pretty) == want
+    assert cy_zipkin.v2_spans_to_otlp(json.loads(body)) == py_zipkin.v2_spans_to_otlp(json.loads(body)) == want
+    assert cy_zipkin._slow_spans_last_call() == slow
+    proto = encode_list(spans)
+    assert cy_zipkin.v2_proto_to_otlp(proto) == py_zipkin.v2_proto_to_otlp(proto) == want
+    assert cy_zipkin._slow_spans_last_call() == slow
+    return want
+
+
+@needs_both
+@pytest.mark.parametrize("scope", SCOPE_TAGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()) or "none")
+def test_scope_and_status_tags_are_written_in_c_identically(scope):
+    spans = []
+    for n, (code, desc, error) in enumerate((c, d, e) for c in STATUS_CODE_VALUES for d in STATUS_DESCRIPTIONS
+                                            for e in ERROR_VALUES):
+        span = dict(BASE, id="%016x" % (n + 1), tags=_tags(scope, code, desc, error, n % 2 == 0))
+        _all_paths_agree([span])
+        spans.append(span)
+    _all_paths_agree(spans)
+
+
+@needs_both
+def test_status_tag_rules_on_the_compiled_twin():
+    def status(**tags):
+        (got,) = otlp_spans(cy_zipkin.v2_json_to_otlp(body_of([dict(BASE, tags=tags)])))
+        assert cy_zipkin._slow_spans_last_call() == 0
+        return got["status"], got["attrs"]
+    assert status(**{"otel.status_code": "ERROR", "otel.status_description": "d", "k": "v"}) == ((2, "d"), {"k": "v"})
+    assert status(**{"otel.status_description": "d"}) == ((0, ""), {"otel.status_description": "d"})
+    assert status(**{"otel.status_code": "UNSET", "otel.status_description": "d"}) == ((0, "d"), {})
+    assert status(**{"otel.status_code": "OK", "error": "false"}) == ((1, ""), {"error": "false"})
+    assert status(**{"otel.status_code": "OK", "error": "true"}) == ((2, ""), {})
+    assert status(**{"otel.status_code": "OK", "otel.status_description": "", "error": "x"}) == ((2, "x"), {"error": "x"})
+    assert status(**{"otel.status_code": "bogus", "error": ""}) == ((2, ""), {"error": ""})
+
+
+@needs_both
+def test_scopes_are_grouped_within_a_resource_in_order_of_first_appearance():
+    def span(n, svc, **tags):
+        return dict(BASE, id="%016x" % n, localEndpoint={"serviceName": svc}, tags=tags)
+    spans = [span(1, "a", **{"otel.scope.name": "s1", "otel.scope.version": "1"}),
+             span(2, "b", **{"otel.scope.name": "s1", "otel.scope.version": "1"}),
+             span(3, "a"),
+             span(4, "a", **{"otel.library.name": "s1", "otel.library.version": "1"}),   # same scope as 1
+             span(5, "a", **{"otel.scope.name": "s1"}),
+             span(6, "", **{"otel.scope.name": "s2"}),
+             span(7, "a", **{"otel.scope.name": "s2", "otel.status_code": "ERROR"}),
+             span(8, "b"),
+             span(9, "", **{"otel.scope.name": "s2", "error": "oops"}),
+             span(10, "a", **{"otel.scope.name": "s1", "otel.scope.version": "1"})]
+    want = _all_paths_agree(spans)
+    req = ExportTraceServiceRequest.FromString(want)
+    layout = [([a.value.string_value for a in rs.resource.attributes],
+               [((ss.scope.name, ss.scope.version), [int(s.span_id.hex(), 16) for s in ss.spans])
+                for ss in rs.scope_spans]) for rs in req.resource_spans]
+    assert layout == [(["a"], [(("s1", "1"), [1, 4, 10]), (("", ""), [3]), (("s1", ""), [5]), (("s2", ""), [7])]),
+                      (["b"], [(("s1", "1"), [2]), (("", ""), [8])]),
+                      ([], [(("s2", ""), [6, 9])])]
+    # Many distinct scopes: past the compiled twin's small per-call cache.
+    many = [span(n + 1, "svc%d" % (n % 7), **{"otel.scope.name": "s%d" % (n % 11), "otel.scope.version": "v"})
+            for n in range(120)]
+    _all_paths_agree(many)
+
+
+@needs_both
+def test_other_special_tags_still_take_the_reference_path():
+    scoped = {"otel.scope.name": "s", "otel.scope.version": "1", "otel.status_code": "ERROR", "error": "e"}
+    plain = dict(BASE, tags=scoped)
+    for extra in ({"host.name": "h"}, {"span.kind": "internal"}, {"w3c.tracestate": "k=v"},
+                  {"otlp.link.0": "0af7651916cd43dd8448eb211c80319c|b7ad6b7169203331|s|{}|1"},
+                  {"otlp.service.name.source": "x"}, {"net.host.ip": "1.2.3.4"}):
+        special = dict(BASE, id="c2fb4a1d1a96d312", tags=dict(scoped, **extra))
+        _all_paths_agree([plain, special, plain], fast=False, slow=1)
+
+
+@needs_both
+def test_exporter_shaped_requests_take_no_reference_path():
+    pytest.importorskip("numpy")
+    from perf.foreign import zipkin_json_message
+    from perf.traces import RequestPool, TraceShape
+    pool = RequestPool(TraceShape(spans_per_request=40, error_rate=0.2), size=2)
+    for template in pool.templates:
+        body, count, _marks = zipkin_json_message(bytes(template.body))
+        spans = json.loads(body)
+        assert count == len(spans) == 40
+        assert any("otel.status_code" in s["tags"] for s in spans)
+        assert all("otel.scope.name" in s["tags"] for s in spans)
+        _all_paths_agree(proto_representable(spans))
+        assert cy_zipkin.v2_json_to_otlp(body) == py_zipkin.v2_json_to_otlp(body)
+        assert cy_zipkin._slow_spans_last_call() == 0 and cy_zipkin._fast_path_used(body)
+
+
+scope_status_keys = st.sampled_from(["otel.scope.name", "otel.scope.version", "otel.library.name",
+                                     "otel.library.version", "otel.status_code", "otel.status_description",
+                                     "error", "k", "otel.scope.nam", "otel.status_codes"])
+scope_status_values = st.one_of(fast_texts, st.sampled_from(
+    [v for v in STATUS_CODE_VALUES + ERROR_VALUES if v is not None] + ["s1", "s2", "1.0"]))
+scoped_spans = st.fixed_dictionaries(
+    {"traceId": st.just("463ac35c9f6413ad48485a3953bb6124"),
+     "id": st.sampled_from(["a2fb4a1d1a96d312", "c2fb4a1d1a96d312"]),
+     "tags": st.dictionaries(scope_status_keys, scope_status_values, max_size=7)},
+    optional={"localEndpoint": st.fixed_dictionaries({}, optional={"serviceName": st.sampled_from(["a", "b", ""])}),
+              "timestamp": st.integers(1, 2**54), "name": fast_texts})
+
+
+@needs_both
+@fuzz
+@given(st.lists(scoped_spans, max_size=6), st.randoms())
+def test_twins_agree_on_random_scope_and_status_tags(spans, rnd):
+    for s in spans:
+        items = list(s["tags"].items())
+        rnd.shuffle(items)
+        s["tags"] = dict(items)
+    _all_paths_agree(spans, fast=True, slow=0)
