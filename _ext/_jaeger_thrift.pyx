@@ -14,6 +14,7 @@ from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
 from libc.string cimport memcmp, memcpy, memset
 
 from _ext.pbwriter cimport *
+from _ext.utf8 cimport utf8_valid
 
 import base64
 import ipaddress
@@ -390,56 +391,6 @@ cdef Py_ssize_t list_of(Rd* r, int ftype, int want, int ctx, str name, Py_ssize_
         raise DecodeError(f"{CTX[ctx]}.{name}: list of {TYPE_NAMES[etype]}, expected "
                           f"{TYPE_NAMES[want]} (at offset {hpos})")
     return n
-
-
-# --- UTF-8 -------------------------------------------------------------------------------------
-
-cdef bint utf8_valid(const uint8_t* s, Py_ssize_t n) nogil:
-    """Strict UTF-8 (Unicode Table 3-7), as Python's decoder accepts it."""
-    cdef Py_ssize_t i = 0
-    cdef uint8_t c, c1
-    while i < n:
-        c = s[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
-                return False
-            i += 2
-        elif 0xE0 <= c <= 0xEF:
-            if i + 2 >= n:
-                return False
-            c1 = s[i + 1]
-            if c == 0xE0:
-                if not (0xA0 <= c1 <= 0xBF):
-                    return False
-            elif c == 0xED:
-                if not (0x80 <= c1 <= 0x9F):
-                    return False
-            elif (c1 & 0xC0) != 0x80:
-                return False
-            if (s[i + 2] & 0xC0) != 0x80:
-                return False
-            i += 3
-        elif 0xF0 <= c <= 0xF4:
-            if i + 3 >= n:
-                return False
-            c1 = s[i + 1]
-            if c == 0xF0:
-                if not (0x90 <= c1 <= 0xBF):
-                    return False
-            elif c == 0xF4:
-                if not (0x80 <= c1 <= 0x8F):
-                    return False
-            elif (c1 & 0xC0) != 0x80:
-                return False
-            if (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
-                return False
-            i += 4
-        else:
-            return False
-    return True
 
 
 # --- the flat model ----------------------------------------------------------------------------

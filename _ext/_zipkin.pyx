@@ -20,6 +20,7 @@ from libc.string cimport memcmp, memcpy, memset
 
 from _ext.pbreader cimport Field, expect, pb_fail, read_field
 from _ext.pbwriter cimport *
+from _ext.utf8 cimport utf8_valid
 
 from collector.codec import otlp_writer as _w
 from collector.codec import zipkin as _ref
@@ -804,44 +805,8 @@ def v2_json_to_otlp(body):
 
 # ------------------------------------------------------------------------------ v2 proto3
 
-cdef bint utf8_ok(const uint8_t* p, Py_ssize_t n):
-    """Strict UTF-8, exactly what Python's decoder accepts (no surrogates, no overlongs)."""
-    cdef Py_ssize_t k = 0
-    cdef uint8_t c, c1
-    while k < n:
-        c = p[k]
-        if c < 0x80:
-            k += 1
-            continue
-        if c < 0xC2 or c > 0xF4:
-            return False
-        if c < 0xE0:
-            if k + 1 >= n or (p[k + 1] & 0xC0) != 0x80:
-                return False
-            k += 2
-        elif c < 0xF0:
-            if k + 2 >= n:
-                return False
-            c1 = p[k + 1]
-            if (c1 & 0xC0) != 0x80 or (p[k + 2] & 0xC0) != 0x80:
-                return False
-            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 >= 0xA0):
-                return False
-            k += 3
-        else:
-            if k + 3 >= n:
-                return False
-            c1 = p[k + 1]
-            if (c1 & 0xC0) != 0x80 or (p[k + 2] & 0xC0) != 0x80 or (p[k + 3] & 0xC0) != 0x80:
-                return False
-            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 >= 0x90):
-                return False
-            k += 4
-    return True
-
-
 cdef inline int check_utf8(const uint8_t* p, Field* f, str ctx, str name, Py_ssize_t kpos) except -1:
-    if not utf8_ok(p + f.start, f.end - f.start):
+    if not utf8_valid(p + f.start, f.end - f.start):
         pb_fail(f"{ctx}.{name}: invalid UTF-8 (at offset {kpos})")
     return 0
 
@@ -1301,7 +1266,7 @@ cdef int j_str_escaped(JP* j, JStr* out, Py_ssize_t start) except -1:
             k += 1
             continue
         # flush the raw run p[run:k]
-        if hi & 0x80 and not utf8_ok(p + run, k - run):
+        if hi & 0x80 and not utf8_valid(p + run, k - run):
             return 0
         memcpy(d + m, p + run, k - run)
         m += k - run
@@ -1386,7 +1351,7 @@ cdef inline int j_str(JP* j, JStr* out, bint escapes) except -1:
     while k < j.n:
         c = p[k]
         if c == 34:
-            if hi & 0x80 and not utf8_ok(p + start, k - start):
+            if hi & 0x80 and not utf8_valid(p + start, k - start):
                 return 0
             out.p = p + start
             out.n = k - start
