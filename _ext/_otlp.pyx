@@ -8,7 +8,7 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy, memset, memcmp
 
-from _ext.pbreader cimport Field, expect, read_field
+from _ext.pbreader cimport Field, expect, pb_fail, read_field
 
 import numpy as np
 
@@ -73,6 +73,54 @@ cdef inline uint64_t min255(uint64_t v):
     return v if v < 255 else 255
 
 
+cdef enum:
+    MAX_ANY_DEPTH = 20  # as collector/codec/otlp.py
+
+
+cdef int nested(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, bint kvlist, int depth,
+                Py_ssize_t kpos) except -1:
+    """Walk an ArrayValue or KeyValueList, refusing nesting deeper than MAX_ANY_DEPTH."""
+    cdef Field f, f2
+    cdef Py_ssize_t k, k2, q
+    cdef str ctx = "KeyValueList" if kvlist else "ArrayValue"
+    if depth > MAX_ANY_DEPTH:
+        pb_fail(f"AnyValue: arrays and maps nested deeper than {MAX_ANY_DEPTH} levels "
+                f"(at offset {kpos})")
+    while pos < end:
+        k = pos
+        read_field(p, pos, end, &f, ctx)
+        pos = f.next
+        if f.number != 1:
+            continue
+        expect(f.wt, 2, ctx, "values", k)
+        if not kvlist:
+            nested_any(p, f.start, f.end, depth, k)
+            continue
+        q = f.start
+        while q < f.end:
+            k2 = q
+            read_field(p, q, f.end, &f2, "KeyValue")
+            q = f2.next
+            if f2.number == 2:
+                expect(f2.wt, 2, "KeyValue", "value", k2)
+                nested_any(p, f2.start, f2.end, depth, k2)
+    return 0
+
+
+cdef int nested_any(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, int depth,
+                    Py_ssize_t kpos) except -1:
+    cdef Field f
+    cdef Py_ssize_t k
+    while pos < end:
+        k = pos
+        read_field(p, pos, end, &f, "AnyValue")
+        pos = f.next
+        if f.number == 5 or f.number == 6:
+            expect(f.wt, 2, "AnyValue", "array_value" if f.number == 5 else "kvlist_value", k)
+            nested(p, f.start, f.end, f.number == 6, depth + 1, k)
+    return 0
+
+
 cdef int any_value(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, AttrRow* row) except -1:
     cdef Field f
     cdef Py_ssize_t kpos
@@ -104,10 +152,12 @@ cdef int any_value(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, AttrRow* ro
             row.num = bits
         elif f.number == 5:
             expect(f.wt, 2, "AnyValue", "array_value", kpos)
+            nested(p, f.start, f.end, False, 1, kpos)
             row.vtype = VT_ARRAY; row.val_off = <uint32_t>f.start
             row.val_len = <uint32_t>(f.end - f.start); row.num = 0
         elif f.number == 6:
             expect(f.wt, 2, "AnyValue", "kvlist_value", kpos)
+            nested(p, f.start, f.end, True, 1, kpos)
             row.vtype = VT_KVLIST; row.val_off = <uint32_t>f.start
             row.val_len = <uint32_t>(f.end - f.start); row.num = 0
         elif f.number == 7:

@@ -69,6 +69,42 @@ def _expect(wt, want, ctx, name, kpos):
         raise DecodeError(f"{ctx}.{name}: wire type {wt}, expected {want} (at offset {kpos})")
 
 
+MAX_ANY_DEPTH = 20  # arrays/maps inside attribute values; protobuf cannot read back much deeper
+
+
+def _nested(buf, pos, end, kvlist, depth, kpos):
+    """Walk an ArrayValue or KeyValueList, refusing nesting deeper than MAX_ANY_DEPTH."""
+    if depth > MAX_ANY_DEPTH:
+        raise DecodeError(f"AnyValue: arrays and maps nested deeper than {MAX_ANY_DEPTH} levels "
+                          f"(at offset {kpos})")
+    ctx = "KeyValueList" if kvlist else "ArrayValue"
+    while pos < end:
+        k = pos
+        f, wt, s, e, v, pos = _field(buf, pos, end, ctx)
+        if f != 1:
+            continue
+        _expect(wt, 2, ctx, "values", k)
+        if not kvlist:
+            _nested_any(buf, s, e, depth, k)
+            continue
+        p = s
+        while p < e:
+            k2 = p
+            f2, wt2, s2, e2, v2, p = _field(buf, p, e, "KeyValue")
+            if f2 == 2:
+                _expect(wt2, 2, "KeyValue", "value", k2)
+                _nested_any(buf, s2, e2, depth, k2)
+
+
+def _nested_any(buf, pos, end, depth, kpos):
+    while pos < end:
+        k = pos
+        f, wt, s, e, v, pos = _field(buf, pos, end, "AnyValue")
+        if f == 5 or f == 6:
+            _expect(wt, 2, "AnyValue", "array_value" if f == 5 else "kvlist_value", k)
+            _nested(buf, s, e, f == 6, depth + 1, k)
+
+
 def _any_value(buf, pos, end):
     """(vtype, value start, value end, num) of an AnyValue; the last oneof field wins."""
     vtype, voff, vend, num = 0, pos, pos, 0
@@ -89,9 +125,11 @@ def _any_value(buf, pos, end):
             vtype, voff, vend, num = VT_DOUBLE, s, s, _I64.unpack_from(buf, s)[0]
         elif f == 5:
             _expect(wt, 2, "AnyValue", "array_value", kpos)
+            _nested(buf, s, e, False, 1, kpos)
             vtype, voff, vend, num = VT_ARRAY, s, e, 0
         elif f == 6:
             _expect(wt, 2, "AnyValue", "kvlist_value", kpos)
+            _nested(buf, s, e, True, 1, kpos)
             vtype, voff, vend, num = VT_KVLIST, s, e, 0
         elif f == 7:
             _expect(wt, 2, "AnyValue", "bytes_value", kpos)

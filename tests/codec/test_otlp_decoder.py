@@ -289,3 +289,43 @@ def test_twins_agree_on_damaged_requests(body, data):
     damaged[flip] ^= 1 << bit
     for candidate in (body[:cut], bytes(damaged)):
         assert _outcome(py_otlp, candidate) == _outcome(cy_otlp, candidate)
+
+
+def _nested_request(depth: int, kvlist: bool = False) -> bytes:
+    value = AnyValue(string_value="leaf")
+    for _ in range(depth):
+        if kvlist:
+            value = AnyValue(kvlist_value={"values": [KeyValue(key="k", value=value)]})
+        else:
+            value = AnyValue(array_value={"values": [value]})
+    req = ExportTraceServiceRequest()
+    sp = req.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="deep")
+    sp.attributes.add(key="deep", value=value)
+    return req.SerializeToString()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("kvlist", [False, True], ids=["array", "kvlist"])
+def test_attribute_values_nested_too_deep_are_refused(impl, kvlist):
+    """Much deeper nesting cannot be read back by protobuf's parser (100 message levels), so
+    more than 20 levels is refused at the door rather than stored and unreadable."""
+    batch = impl.decode_export_request(_nested_request(20, kvlist))
+    assert len(batch) == 1
+    trace_pb2.TracesData.FromString(_nested_request(20, kvlist))  # what the query side will do
+    with pytest.raises(DecodeError, match="nested deeper than 20 levels"):
+        impl.decode_export_request(_nested_request(21, kvlist))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_malformed_bytes_inside_an_array_value_are_refused(impl):
+    req = ExportTraceServiceRequest()
+    sp = req.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="n")
+    sp.attributes.add(key="a", value=AnyValue(array_value={"values": [AnyValue(int_value=1)]}))
+    body = req.SerializeToString()
+    good = AnyValue(array_value={"values": [AnyValue(int_value=1)]}).SerializeToString()
+    bad = b"\x2a\x03\x0a\x05\x18"  # array_value whose inner AnyValue overruns
+    assert good in body
+    with pytest.raises(DecodeError, match="overruns"):
+        impl.decode_export_request(body.replace(good, bad).replace(b"\x12\x07\x0a\x01a", b"\x12\x08\x0a\x01a"))
