@@ -121,3 +121,46 @@ def dedupe(spans: Iterable[StoredSpan]) -> list[StoredSpan]:
             seen.add(key)
             out.append(s)
     return out
+
+
+class SpanSearcher(Protocol):
+    """Searches and listings over the indexes (collector/store/criteria.py has the search model).
+
+    Every method is safe to call from any thread, concurrently with the writer, and sees every
+    span written by a ``write`` that returned.  ``start_ns``/``end_ns`` (epoch nanoseconds,
+    ``None`` = unbounded) restrict a listing to partitions holding spans that started in that
+    window; listings are sorted.
+    """
+
+    def find_traces(self, query) -> list:
+        """``TraceSummary`` of every matching trace, newest first (by first start), at most
+        ``query.limit``; each summary whole across partitions, with ``services`` and ``matched``
+        (the spans that satisfied ``query.span``, at most 3 per partition) filled in.
+        Raises ``criteria.CriteriaError`` for a search it cannot run."""
+        ...
+
+    def services(self, start_ns: int | None = None, end_ns: int | None = None) -> list[str]:
+        """Every service name (``service.name`` of a resource; Jaeger's placeholder when absent)."""
+        ...
+
+    def operations(self, service: str | None, kind: str | None = None,
+                   start_ns: int | None = None, end_ns: int | None = None) -> list[tuple[str, str]]:
+        """``(span name, kind name)`` pairs of a service (every service when ``None``),
+        restricted to one kind name (``criteria.KINDS``) when given."""
+        ...
+
+    def tag_keys(self, scope: str = "any", start_ns: int | None = None,
+                 end_ns: int | None = None) -> list[str]:
+        """Attribute keys seen in ``scope`` (``criteria.ATTR_SCOPES``)."""
+        ...
+
+    def tag_values(self, attr, service: str | None = None, start_ns: int | None = None,
+                   end_ns: int | None = None, limit: int = 1000) -> list[tuple[str, str]]:
+        """``(value as string, type)`` of an attribute (``criteria.Attr``), type one of
+        ``string int double bool``; only on spans of ``service`` when given; at most ``limit``."""
+        ...
+
+    def dependencies(self, start_ns: int | None, end_ns: int | None) -> list[tuple[str, str, int]]:
+        """``(parent service, child service, call count)`` for every span whose parent span is in
+        another service, over spans that started in the window; sorted by parent, child."""
+        ...
