@@ -142,6 +142,24 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """The search indexes (collector/store/index.py)."""
+
+    max_value_len: int = 256  # longer string values are not search terms (their key still lists)
+    allow_keys: str = ""  # comma-separated attribute keys; when set, only these are indexed
+    deny_keys: str = ""  # comma-separated attribute keys never indexed (e.g. secrets, huge payloads)
+    checkpoint_s: float = 30.0  # how often the indexes are persisted; newer spans are re-indexed on start
+
+    def validate(self) -> None:
+        _positive("index", "max_value_len", self.max_value_len)
+        _positive("index", "checkpoint_s", self.checkpoint_s)
+
+    def key_list(self, which: str) -> tuple[str, ...]:
+        raw = getattr(self, which)
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+@dataclass(frozen=True)
 class QueryConfig:
     """The query API and UI (query/)."""
 
@@ -161,6 +179,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
 
     def validate(self) -> None:

@@ -6,6 +6,7 @@ stop accepting, answer what is in flight, commit what is queued, close the store
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -70,7 +71,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     store = None
     writer = None
     if not config.ingest.null_sink:
-        store = await loop.run_in_executor(None, HotStore, data_dir, config.store, config.limits)
+        store = await loop.run_in_executor(None, functools.partial(HotStore, data_dir, config.store, config.limits, index=config.index))
         metrics.watch_store(store.stats)
         writer = Writer(store, config.ingest, config.store, loop, metrics)
         metrics.queue_spans.set_function(lambda: writer.queued_spans)

@@ -1,7 +1,7 @@
 """Decode stage: picks each compiled or pure-Python twin once (``CLEW_NO_EXTENSIONS=1`` forces Python).
 
-Each pair is a pure-Python reference module ``collector/codec/<name>.py`` and a Cython module
-``_ext/_<name>.pyx`` with the same API.  Everything downstream asks ``twin(name)`` (or uses
+Each pair is a pure-Python reference module (``collector/codec/<name>.py``, or the stage's own
+folder for twins outside decoding) and a Cython module ``_ext/_<name>.pyx`` with the same API.  Everything downstream asks ``twin(name)`` (or uses
 ``decode_export_request``) and never chooses itself.  The picked module is not stored under the
 submodule's own name: importing ``collector.codec.<name>`` binds that attribute to the reference.
 """
@@ -13,14 +13,20 @@ from types import ModuleType
 
 NO_EXTENSIONS = bool(os.environ.get("CLEW_NO_EXTENSIONS"))
 
-# Every twin pair; translators of foreign formats included.
-TWINS = ("otlp", "jaeger_thrift", "jaeger_proto", "zipkin")
+# Every twin pair: name → its pure-Python reference module.
+TWINS = {
+    "otlp": "collector.codec.otlp",
+    "jaeger_thrift": "collector.codec.jaeger_thrift",
+    "jaeger_proto": "collector.codec.jaeger_proto",
+    "zipkin": "collector.codec.zipkin",
+    "terms": "collector.store.terms",  # index terms (store stage)
+}
 _picked: dict[str, ModuleType] = {}
 
 
 def _pick(name: str) -> ModuleType:
     """The compiled twin ``_ext._<name>`` unless disabled or not built, else the reference."""
-    reference = importlib.import_module(f"collector.codec.{name}")
+    reference = importlib.import_module(TWINS[name])
     if NO_EXTENSIONS:
         return reference
     try:

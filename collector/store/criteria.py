@@ -146,6 +146,7 @@ class TraceSummary:
     root_name: str = ""
     services: dict = field(default_factory=dict)  # service → [span count, error count]
     matched: list = field(default_factory=list)  # MatchedSpan of the spans that satisfied the search
+    trace: object = None  # the stored contract.Trace, read to count services (reuse it to render)
 
 
 @dataclass

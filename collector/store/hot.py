@@ -7,6 +7,7 @@ and tiering handle whole files.  Named databases in a partition:
 * ``traces``: trace ID (16 bytes) + sequence (8 bytes) → u32 span count of that chunk.
 * ``resources`` / ``scopes``: xxh64 (8 bytes) → record bytes, stored once per partition.
 * ``meta``: ``min_start``, ``max_end`` (ns), ``spans`` — for pruning and statistics.
+* ``index``: the partition's search index checkpoint (collector/store/index.py).
 """
 from __future__ import annotations
 
@@ -22,19 +23,23 @@ import lmdb
 import numpy as np
 import xxhash
 
-from collector.config import LimitsConfig, StoreConfig
+from collector.codec import decode_export_request
+from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
 from collector.model import SPAN_DTYPE, SpanBatch
 from collector.pipeline import Refusals
 from collector.store.chunk import HEADER, ChunkCodec, headers
-from collector.store.contract import Trace, WriteResult, dedupe
+from collector.store.contract import Trace, WriteResult, _field, dedupe
+from collector.store.index import PartitionIndex
+from collector.store.search import SearchMixin
 
 log = logging.getLogger("clew.store")
 
 _SEQ = struct.Struct(">Q")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
-_DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta")
+_DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index")
+REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
 
 
 def _record_id(record: bytes) -> int:
@@ -44,7 +49,7 @@ def _record_id(record: bytes) -> int:
 class Partition:
     """One LMDB environment holding the spans that arrived in one time window."""
 
-    def __init__(self, path: Path, start_s: int, config: StoreConfig):
+    def __init__(self, path: Path, start_s: int, config: StoreConfig, index: IndexConfig):
         self.path = path
         self.start_s = start_s
         path.mkdir(parents=True, exist_ok=True)
@@ -62,6 +67,74 @@ class Partition:
             self.min_start = _U64.unpack(txn.get(b"min_start", db=self.dbs[b"meta"]) or _U64.pack(2**64 - 1))[0]
             self.max_end = _U64.unpack(txn.get(b"max_end", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
             self.spans = _U64.unpack(txn.get(b"spans", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
+            self.index = self._new_index(index)
+            try:
+                loaded = self.index.load(txn, self.dbs[b"index"])
+            except Exception:  # derived data: a checkpoint that cannot be read is rebuilt
+                log.exception("partition %s: index checkpoint unreadable; rebuilding", path.name)
+                loaded = False
+            if not loaded:
+                self.index = self._new_index(index)
+        self.checkpointed_at = time.monotonic()
+        self.index_failed = False
+        self._reindex()
+
+    @staticmethod
+    def _new_index(config: IndexConfig) -> PartitionIndex:
+        return PartitionIndex(config.max_value_len, config.key_list("allow_keys"),
+                              config.key_list("deny_keys"))
+
+    def _reindex(self) -> None:
+        """Index the chunks past the index watermark (written after the last checkpoint)."""
+        codec = ChunkCodec(0)
+        done = 0
+        with self.env.begin() as txn:
+            cur = txn.cursor(self.dbs[b"chunks"])
+            if not cur.set_range(_SEQ.pack(self.index.watermark + 1)):
+                return
+            pending, count, last = [], 0, self.index.watermark
+            for key, value in cur:
+                pending.extend(codec.unpack(value))
+                last = _SEQ.unpack(key)[0]
+                if len(pending) >= REINDEX_SPANS:
+                    count += self._index_stored(txn, pending)
+                    pending = []
+            if pending:
+                count += self._index_stored(txn, pending)
+            done = count
+            self.index.watermark = last
+        if done:
+            log.info("partition %s: re-indexed %d spans past the checkpoint", self.path.name, done)
+
+    def _index_stored(self, txn, spans) -> int:
+        """Index stored spans by decoding them as one OTLP request, as they arrived."""
+        groups: dict[int, dict[int, list[bytes]]] = {}
+        for s in spans:
+            groups.setdefault(s.resource_id, {}).setdefault(s.scope_id, []).append(s.span)
+        body = bytearray()
+        rids, sids = [], []
+        for rid, scopes in groups.items():
+            rs = bytearray(txn.get(_U64.pack(rid), db=self.dbs[b"resources"]) or b"")
+            for sid, members in scopes.items():
+                ss = bytearray(txn.get(_U64.pack(sid), db=self.dbs[b"scopes"]) or b"")
+                for m in members:
+                    _field(ss, 2, m)
+                _field(rs, 2, ss)
+                sids.append(sid)
+            _field(body, 1, rs)
+            rids.append(rid)
+        batch = decode_export_request(bytes(body))
+        self.index.add(batch, np.arange(len(batch.spans)), np.array(rids, np.uint64),
+                       np.array(sids, np.uint64))
+        return len(batch.spans)
+
+    def checkpoint(self) -> None:
+        """Persist the index up to the last chunk written."""
+        if self.index_failed:
+            return
+        with self.env.begin(write=True) as txn:
+            self.index.checkpoint(txn, self.dbs[b"index"], self.next_seq - 1)
+        self.checkpointed_at = time.monotonic()
 
     def close(self) -> None:
         self.env.close()
@@ -70,21 +143,22 @@ class Partition:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
 
 
-class HotStore:
-    """The writer and reader of the hot tier (implements SpanWriter and SpanReader)."""
+class HotStore(SearchMixin):
+    """The writer and reader of the hot tier (implements SpanWriter, SpanReader and SpanSearcher)."""
 
     def __init__(self, data_dir: Path, config: StoreConfig, limits: LimitsConfig,
-                 clock=time.time):
+                 clock=time.time, index: IndexConfig | None = None):
         self.root = Path(data_dir) / "hot"
         self.root.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.limits = limits
         self.clock = clock
+        self.index_config = index = index or IndexConfig()
         self._lock = threading.Lock()  # guards the partition list (the writer adds, readers list)
         self.partitions: dict[int, Partition] = {}
         for child in sorted(self.root.iterdir()):
             if child.is_dir() and child.name.isdigit():
-                self.partitions[int(child.name)] = Partition(child, int(child.name), config)
+                self.partitions[int(child.name)] = Partition(child, int(child.name), config, index)
         self._codec = ChunkCodec(config.compression_level)  # writer thread only
         self._local = threading.local()  # per-reader-thread decompressors
         self._trace_counts: dict[bytes, int] = {}
@@ -97,7 +171,10 @@ class HotStore:
         start = int(self.clock()) // width * width
         part = self.partitions.get(start)
         if part is None:
-            part = Partition(self.root / str(start), start, self.config)
+            for older in self._snapshot():  # the previous partition gets no more writes
+                if older.index.watermark < older.next_seq - 1:
+                    older.checkpoint()
+            part = Partition(self.root / str(start), start, self.config, self.index_config)
             with self._lock:
                 self.partitions[start] = part
             log.info("opened partition %s", part.path)
@@ -125,6 +202,7 @@ class HotStore:
         chunk_items = []  # (seq key, chunk value) in sequence order
         trace_items = []  # (trace id + seq key, span count)
         record_items = {b"resources": [], b"scopes": []}
+        to_index = []  # (batch, accepted rows, resource ids, scope ids)
         seq = part.next_seq
         min_start, max_end, total = part.min_start, part.max_end, 0
         try:
@@ -152,6 +230,7 @@ class HotStore:
                     bounds = np.searchsorted(inverse[order], np.arange(len(tids) + 1)).tolist()
                     order = order.tolist()
                     accepted = 0
+                    kept = []
                     for t, tid in enumerate(tids.tolist()):
                         members = order[bounds[t]:bounds[t + 1]]
                         have = counts.get(tid)
@@ -177,11 +256,15 @@ class HotStore:
                         trace_items.append((tid + key, _U32.pack(len(members))))
                         counts[tid] = have + len(members)
                         accepted += len(members)
+                        kept.extend(members)
                     if accepted:
                         min_start = min(min_start, int(spans["start_ns"].min()))
                         max_end = max(max_end, int(spans["end_ns"].max()))
                     total += accepted
                     results.append(WriteResult(accepted, refusals))
+                    if kept:
+                        kept.sort()
+                        to_index.append((batch, np.array(kept, np.int64), rids, sids))
                 txn.cursor(part.dbs[b"chunks"]).putmulti(chunk_items, append=True)
                 trace_items.sort()
                 txn.cursor(part.dbs[b"traces"]).putmulti(trace_items)
@@ -202,9 +285,26 @@ class HotStore:
             raise StoreError(f"commit failed: {exc}") from exc
         part.next_seq = seq
         part.min_start, part.max_end, part.spans = min_start, max_end, part.spans + total
+        self._index(part, to_index)
         if len(counts) > self.config.trace_count_cache:
             self._trim_counts()
         return results
+
+    def _index(self, part: Partition, items: list) -> None:
+        """Index what was just committed (before it is acknowledged, so a search right after the
+        acknowledgement finds it); checkpoint the index now and then.  An indexing failure is
+        logged and never fails the write: the spans are durable and re-indexed on restart."""
+        try:
+            for batch, rows, rids, sids in items:
+                part.index.add(batch, rows, rids, sids)
+            if part.index_failed:
+                return
+            if time.monotonic() - part.checkpointed_at >= self.index_config.checkpoint_s:
+                part.checkpoint()
+        except Exception:
+            part.index_failed = True  # never checkpoint past spans the index missed
+            log.exception("partition %s: indexing failed; the spans are stored and will be "
+                          "re-indexed on restart", part.path.name)
 
     @staticmethod
     def _remember(part: Partition, items: dict, name: bytes, rid: int, record: bytes) -> None:
@@ -223,6 +323,11 @@ class HotStore:
         self._closed = True
         with self._lock:
             for part in self.partitions.values():
+                try:
+                    if part.index.watermark < part.next_seq - 1:
+                        part.checkpoint()
+                except Exception:
+                    log.exception("partition %s: index checkpoint failed at close", part.path.name)
                 part.close()
             self.partitions.clear()
 

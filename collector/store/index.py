@@ -1,0 +1,674 @@
+"""Index stage: one partition's search index — span columns, Roaring bitmaps, term dictionary, trace table.
+
+Every stored span gets a 32-bit ordinal in its partition.  Per ordinal, numpy columns hold the
+trace ordinal, start, end, kind, status, operation, resource and scope record ordinals, span ID
+and parent span ID.  Roaring bitmaps map to span ordinals: each service, each operation
+(service + name + kind), each kind, each status, each resource/scope record, and each term
+(``collector/store/terms.py``) of span, event and link attributes.  Resource and scope terms map
+to the records that carry them (a record's bitmap lists its spans), so a resource attribute costs
+one set entry per record, not one bitmap entry per span.  The trace table holds, per trace
+ordinal, the trace ID, first start, last end, span and error counts and the root span's
+operation — enough to list and sort results without reading spans.
+
+Built in bulk per write batch: hashes come from the compiled ``span_terms``; Python work is per
+distinct term, operation, record and trace of the batch, never per span per term.
+
+Persisted (derived data) into the partition's ``index`` database by ``checkpoint``: append-only
+segments for columns, trace IDs, names and dictionary, and the bitmaps changed since the last
+checkpoint; ``watermark`` is the last chunk sequence covered.  Spans past the watermark are
+re-indexed from their chunks when the partition opens.
+"""
+from __future__ import annotations
+
+import array
+import json
+import re
+import struct
+import threading
+
+import numpy as np
+from opentelemetry.proto.trace.v1 import trace_pb2
+from pyroaring import BitMap
+
+from collector.codec import twin
+from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING
+from collector.store import criteria as C
+from collector.store.terms import (VALUE_TYPES, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
+                                   double_text, term_hash)
+
+FORMAT = 1
+NO_SERVICE = "OTLP_ResourceNoServiceName"  # Jaeger's service name for a resource without one
+STATUS_NAMES = ("unset", "ok", "error")
+SCOPE_WHERE = {
+    "any": (W_SPAN, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE),
+    "span": (W_SPAN,), "event": (W_EVENT,), "link": (W_LINK,),
+    "resource": (W_RESOURCE,), "scope": (W_SCOPE,), "spanlike": (W_SPAN, W_RESOURCE),
+}
+_U32BE = struct.Struct(">I")
+_U64BE = struct.Struct(">Q")
+_EMPTY = BitMap()
+
+SPAN_COLS = np.dtype([("trace", "<u4"), ("start", "<u8"), ("end", "<u8"), ("kind", "u1"),
+                      ("status", "u1"), ("op", "<u4"), ("res", "<u4"), ("scope", "<u4"),
+                      ("sid", "<u8"), ("pid", "<u8")])
+
+
+class Grow:
+    """An append-only numpy array with amortised doubling; ``view()`` is the filled prefix."""
+
+    __slots__ = ("a", "n")
+
+    def __init__(self, dtype, capacity: int = 1024):
+        self.a = np.zeros(capacity, dtype)
+        self.n = 0
+
+    def reserve(self, k: int) -> None:
+        need = self.n + k
+        if need > len(self.a):
+            bigger = np.zeros(max(need, 2 * len(self.a)), self.a.dtype)
+            bigger[:self.n] = self.a[:self.n]
+            self.a = bigger  # readers holding the old array keep a consistent prefix
+
+    def extend(self, values) -> None:
+        k = len(values)
+        self.reserve(k)
+        self.a[self.n:self.n + k] = values
+        self.n += k
+
+    def view(self) -> np.ndarray:
+        return self.a[:self.n]
+
+
+def _aa(ords: np.ndarray) -> array.array:
+    """uint32 ordinals as the array.array pyroaring adds in bulk."""
+    out = array.array("I")
+    out.frombytes(np.ascontiguousarray(ords, np.uint32).tobytes())
+    return out
+
+
+def _np(bm: BitMap) -> np.ndarray:
+    return np.frombuffer(bm.to_array(), np.uint32) if bm else np.zeros(0, np.uint32)
+
+
+def _text_of(value) -> str:
+    """A query value's string form, as stored terms compare it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return double_text(value).decode()
+    return str(value)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _compare(op: str, a, b) -> bool:
+    if op == "=":
+        return a == b
+    if op == "!=":
+        return a != b
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    return a >= b
+
+
+def _matcher(cond: C.Cond):
+    """A predicate over a candidate's text (attribute value, name, service…)."""
+    op, value = cond.op, cond.value
+    if op == "exists":
+        return lambda text: True
+    if op in ("=~", "!~"):
+        rx = re.compile(str(value), re.DOTALL)
+        hit = op == "=~"
+        return lambda text: (rx.fullmatch(text) is not None) == hit
+    if op in ("=", "!="):
+        want = _text_of(value)
+        return (lambda text: text == want) if op == "=" else (lambda text: text != want)
+    bound = float(value) if not isinstance(value, str) else _number(value)
+    if bound is None:
+        if isinstance(value, str):  # string ordering, as TraceQL compares strings
+            return lambda text: _compare(op, text, value)
+        return lambda text: False
+
+    def numeric(text):
+        x = _number(text)
+        return x is not None and _compare(op, x, bound)
+    return numeric
+
+
+class PartitionIndex:
+    """The index of one partition.  The writer thread adds; readers hold ``lock`` while searching."""
+
+    def __init__(self, max_value_len: int = 256, allow_keys: tuple = (), deny_keys: tuple = ()):
+        self.lock = threading.RLock()
+        self.max_value_len = max_value_len
+        self.allow = frozenset(allow_keys)
+        self.deny = frozenset(deny_keys)
+        self.cols = Grow(SPAN_COLS)
+        # traces
+        self.tmap: dict[bytes, int] = {}
+        self.t_id = Grow("V16")
+        self.t_start = Grow("<u8")
+        self.t_end = Grow("<u8")
+        self.t_spans = Grow("<u4")
+        self.t_errors = Grow("<u4")
+        self.t_root = Grow("<i8")  # operation ordinal of the root span, -1 when none seen
+        # names
+        self.services: list[str] = []
+        self.svc_map: dict[str, int] = {}
+        self.svc_bm: list[BitMap] = []
+        self.ops: list[tuple[int, str, int]] = []  # (service ordinal, name, kind)
+        self.op_map: dict[tuple[int, int, int], int] = {}  # (service, name hash, kind) → ordinal
+        self.op_svc = Grow("<u4")
+        self.op_bm: list[BitMap] = []
+        self.kind_bm = [BitMap() for _ in KIND_NAMES]
+        self.status_bm = [BitMap() for _ in STATUS_NAMES]
+        # records (resources and scopes)
+        self.rec_map: dict[tuple[int, int], int] = {}  # (where, xxh64 of the record) → ordinal
+        self.records: list[tuple[int, int, int]] = []  # (where, record id, service ordinal or -1)
+        self.rec_svc = Grow("<i8")
+        self.rec_bm: list[BitMap] = []
+        self.rec_terms: dict[int, set[int]] = {}  # term hash → record ordinals
+        self.rec_hashes: list[list[int]] = []  # per record, its term hashes
+        # span/event/link terms and the dictionary of every term
+        self.terms: dict[int, BitMap] = {}
+        self.dictionary: dict[int, tuple[int, str, str, int]] = {}  # hash → (where, key, text, vtype)
+        self.keys: dict[tuple[int, str], list[int]] = {}  # (where, key) → term hashes
+        # persistence bookkeeping
+        self.watermark = 0  # last chunk sequence whose spans are indexed
+        self._saved = {"spans": 0, "traces": 0, "services": 0, "ops": 0, "records": 0}
+        self._new_terms: list[int] = []
+        self._dirty: set[bytes] = set()
+
+    # ------------------------------------------------------------------ building
+
+    def __len__(self) -> int:
+        return self.cols.n
+
+    def _key_ok(self, key: str) -> bool:
+        if self.allow and key not in self.allow:
+            return False
+        return key not in self.deny
+
+    def _service(self, name: str) -> int:
+        o = self.svc_map.get(name)
+        if o is None:
+            o = self.svc_map[name] = len(self.services)
+            self.services.append(name)
+            self.svc_bm.append(BitMap())
+        return o
+
+    def _record(self, where: int, rid: int, record: bytes, service: str | None) -> int:
+        o = self.rec_map.get((where, rid))
+        if o is not None:
+            return o
+        o = self.rec_map[(where, rid)] = len(self.records)
+        svc = self._service(service or NO_SERVICE) if where == W_RESOURCE else -1
+        self.records.append((where, rid, svc))
+        self.rec_svc.extend([svc])
+        self.rec_bm.append(BitMap())
+        hashes = []
+        for h, key, text, vtype in self._record_terms(where, record):
+            self._learn(h, where, key, text, vtype)
+            self.rec_terms.setdefault(h, set()).add(o)
+            hashes.append(h)
+        self.rec_hashes.append(hashes)
+        return o
+
+    def _record_terms(self, where: int, record: bytes):
+        """Terms of a resource record (ResourceSpans without spans) or scope record."""
+        if where == W_RESOURCE:
+            attrs = trace_pb2.ResourceSpans.FromString(record).resource.attributes
+        else:
+            attrs = trace_pb2.ScopeSpans.FromString(record).scope.attributes
+        out = []
+        for kv in attrs:
+            if not self._key_ok(kv.key):
+                continue
+            v = kv.value
+            which = v.WhichOneof("value")
+            if which == "string_value":
+                if len(v.string_value.encode()) > self.max_value_len:
+                    continue
+                text, vtype = v.string_value, VT_STRING
+            elif which == "bool_value":
+                text, vtype = ("true" if v.bool_value else "false"), VT_BOOL
+            elif which == "int_value":
+                text, vtype = str(v.int_value), VT_INT
+            elif which == "double_value":
+                text, vtype = double_text(v.double_value).decode(), VT_DOUBLE
+            else:
+                continue
+            out.append((term_hash(where, kv.key.encode(), text.encode()), kv.key, text, vtype))
+        return out
+
+    def _learn(self, h: int, where: int, key: str, text: str, vtype: int) -> None:
+        if h not in self.dictionary:
+            self.dictionary[h] = (where, key, text, vtype)
+            self.keys.setdefault((where, key), []).append(h)
+            self._new_terms.append(h)
+
+    def _bitmap_add(self, bm: BitMap, dirty_key: bytes, ords: array.array) -> None:
+        bm.update(ords)
+        self._dirty.add(dirty_key)
+
+    def add(self, batch, rows: np.ndarray, resource_ids: np.ndarray, scope_ids: np.ndarray) -> None:
+        """Index the spans ``batch.spans[rows]`` (the accepted ones), in that order."""
+        if not len(rows):
+            return
+        spans_all = batch.spans
+        buf = batch.buf
+        name_h, term_h = twin("terms").span_terms(buf, spans_all, batch.attrs, self.max_value_len)
+        with self.lock:
+            self._add(batch, buf, spans_all, np.asarray(rows, np.int64), name_h, term_h,
+                      resource_ids, scope_ids)
+
+    def _add(self, batch, buf, spans_all, rows, name_h, term_h, resource_ids, scope_ids) -> None:
+        spans = spans_all[rows]
+        n = len(rows)
+        first = self.cols.n
+        ords = np.arange(first, first + n, dtype=np.uint32)
+        # records → ordinals, service per span
+        res_ord = np.array([self._record(W_RESOURCE, int(resource_ids[r]), rec, svc)
+                            for r, (rec, svc) in enumerate(batch.resources)], np.uint32)
+        scope_ord = np.array([self._record(W_SCOPE, int(scope_ids[s]), rec, None)
+                              for s, (rec, _r) in enumerate(batch.scopes)], np.uint32)
+        span_res = res_ord[spans["resource"]] if len(res_ord) else np.zeros(n, np.uint32)
+        span_scope = scope_ord[spans["scope"]] if len(scope_ord) else np.zeros(n, np.uint32)
+        span_svc = self.rec_svc.view()[span_res].astype(np.uint32)
+        # operations: distinct (service, name hash, kind)
+        key = np.zeros(n, [("svc", "<u4"), ("name", "<u8"), ("kind", "u1")])
+        key["svc"] = span_svc
+        key["name"] = name_h[rows]
+        key["kind"] = np.minimum(spans["kind"], len(KIND_NAMES) - 1)
+        ukeys, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
+        op_of = np.empty(len(ukeys), np.uint32)
+        for u, (svc, nh, kind) in enumerate(ukeys.tolist()):
+            o = self.op_map.get((svc, nh, kind))
+            if o is None:
+                r = int(rows[first_row[u]])
+                off, ln = int(spans_all["name_off"][r]), int(spans_all["name_len"][r])
+                o = self.op_map[(svc, nh, kind)] = len(self.ops)
+                self.ops.append((svc, buf[off:off + ln].decode("utf-8", "replace"), kind))
+                self.op_svc.extend([svc])
+                self.op_bm.append(BitMap())
+            op_of[u] = o
+        span_op = op_of[inverse.reshape(-1)]
+        # traces
+        tids = spans["trace_id"]
+        utids, tfirst, tinv = np.unique(tids, return_index=True, return_inverse=True)
+        tinv = tinv.reshape(-1)
+        t_of = np.empty(len(utids), np.uint32)
+        new = []
+        for u, tid in enumerate(utids.tolist()):
+            o = self.tmap.get(tid)
+            if o is None:
+                o = self.tmap[tid] = self.t_id.n + len(new)
+                new.append(tid)
+            t_of[u] = o
+        if new:
+            k = len(new)
+            self.t_id.extend(np.frombuffer(b"".join(new), "V16"))
+            self.t_start.extend(np.full(k, np.iinfo(np.uint64).max, np.uint64))
+            self.t_end.extend(np.zeros(k, np.uint64))
+            self.t_spans.extend(np.zeros(k, np.uint32))
+            self.t_errors.extend(np.zeros(k, np.uint32))
+            self.t_root.extend(np.full(k, -1, np.int64))
+        span_trace = t_of[tinv]
+        # columns
+        cols = np.zeros(n, SPAN_COLS)
+        cols["trace"] = span_trace
+        cols["start"] = spans["start_ns"]
+        cols["end"] = spans["end_ns"]
+        cols["kind"] = key["kind"]
+        cols["status"] = np.minimum(spans["status_code"], 2)
+        cols["op"] = span_op
+        cols["res"] = span_res
+        cols["scope"] = span_scope
+        cols["sid"] = spans["span_id"].view("<u8")
+        cols["pid"] = np.where(spans["parent_id_len"] > 0, spans["parent_span_id"].view("<u8"), 0)
+        self._apply(cols, ords, span_op)
+        # span, event and link terms
+        attrs = batch.attrs
+        if len(attrs):
+            pos = np.full(len(spans_all), -1, np.int64)
+            pos[rows] = np.arange(n)
+            arow_span = pos[attrs["span"]]
+            keep = (term_h != 0) & (arow_span >= 0)
+            if self.allow or self.deny:
+                keep &= self._key_filter(buf, attrs)
+            idx = np.flatnonzero(keep)
+            if len(idx):
+                h = term_h[idx]
+                a_ords = ords[arow_span[idx]]
+                order = np.lexsort((a_ords, h))
+                h, a_ords, idx = h[order], a_ords[order], idx[order]
+                starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1])))
+                ends = np.append(starts[1:], len(h))
+                all_ords = _aa(a_ords)
+                terms = self.terms
+                dirty = self._dirty
+                for s, e, th in zip(starts.tolist(), ends.tolist(), h[starts].tolist()):
+                    bm = terms.get(th)
+                    if bm is None:
+                        bm = terms[th] = BitMap()
+                        self._learn_row(th, buf, attrs[idx[s]])
+                    bm.update(all_ords[s:e])
+                    dirty.add(b"B" + _U64BE.pack(th))
+
+    def _key_filter(self, buf, attrs) -> np.ndarray:
+        keys = [buf[o:o + n].decode("utf-8", "replace")
+                for o, n in zip(attrs["key_off"].tolist(), attrs["key_len"].tolist())]
+        return np.fromiter((self._key_ok(k) for k in keys), bool, len(keys))
+
+    def _learn_row(self, th: int, buf, row) -> None:
+        ko, kl, vo, vl = int(row["key_off"]), int(row["key_len"]), int(row["val_off"]), int(row["val_len"])
+        vtype, num = int(row["vtype"]), int(row["num"])
+        key = buf[ko:ko + kl].decode("utf-8", "replace")
+        if vtype == VT_STRING:
+            text = buf[vo:vo + vl].decode("utf-8", "replace")
+        elif vtype == VT_BOOL:
+            text = "true" if num else "false"
+        elif vtype == VT_INT:
+            text = str(num)
+        else:
+            text = double_text(float(np.array([num], np.int64).view(np.float64)[0])).decode()
+        self._learn(th, int(row["where"]), key, text, vtype)
+
+    def _apply(self, cols: np.ndarray, ords: np.ndarray, span_op: np.ndarray) -> None:
+        """Append columns and fold them into the trace table and the per-name bitmaps."""
+        self.cols.extend(cols)
+        tr = cols["trace"]
+        np.minimum.at(self.t_start.a, tr, cols["start"])
+        np.maximum.at(self.t_end.a, tr, cols["end"])
+        np.add.at(self.t_spans.a, tr, 1)
+        err = cols["status"] == 2
+        if err.any():
+            np.add.at(self.t_errors.a, tr[err], 1)
+        root = cols["pid"] == 0
+        if root.any():
+            self.t_root.a[tr[root]] = cols["op"][root]
+        self._group_into(span_op, ords, self.op_bm, b"o")
+        self._group_into(cols["kind"], ords, self.kind_bm, b"k")
+        self._group_into(cols["status"], ords, self.status_bm, b"t")
+        self._group_into(cols["res"], ords, self.rec_bm, b"r")
+        self._group_into(cols["scope"], ords, self.rec_bm, b"r")
+        self._group_into(self.op_svc.view()[span_op], ords, self.svc_bm, b"s")
+
+    def _group_into(self, values: np.ndarray, ords: np.ndarray, bitmaps: list, tag: bytes) -> None:
+        order = np.argsort(values, kind="stable")
+        v = values[order]
+        starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
+        ends = np.append(starts[1:], len(v))
+        sorted_ords = _aa(ords[order])
+        for s, e, val in zip(starts.tolist(), ends.tolist(), v[starts].tolist()):
+            bitmaps[val].update(sorted_ords[s:e])
+            self._dirty.add(tag + _U32BE.pack(val))
+
+    # ------------------------------------------------------------------ persistence
+
+    def checkpoint(self, txn, db, watermark: int) -> None:
+        """Write what changed since the last checkpoint into ``db`` and move the watermark."""
+        with self.lock:
+            s = self._saved
+            put = txn.put
+            if self.cols.n > s["spans"]:
+                put(b"C" + _U32BE.pack(s["spans"]), self.cols.a[s["spans"]:self.cols.n].tobytes(), db=db)
+            if self.t_id.n > s["traces"]:
+                put(b"T" + _U32BE.pack(s["traces"]), self.t_id.a[s["traces"]:self.t_id.n].tobytes(), db=db)
+            if len(self.services) > s["services"]:
+                put(b"S" + _U32BE.pack(s["services"]), json.dumps(self.services[s["services"]:]).encode(), db=db)
+            if len(self.ops) > s["ops"]:
+                rows = [[svc, name, kind, nh] for (svc, nh, kind), o in self.op_map.items()
+                        if o >= s["ops"] for name in (self.ops[o][1],)]
+                rows.sort(key=lambda r: self.op_map[(r[0], r[3], r[2])])
+                put(b"O" + _U32BE.pack(s["ops"]), json.dumps(rows).encode(), db=db)
+            if len(self.records) > s["records"]:
+                rows = [[*r, self.rec_hashes[i]] for i, r in
+                        enumerate(self.records[s["records"]:], s["records"])]
+                put(b"R" + _U32BE.pack(s["records"]), json.dumps(rows).encode(), db=db)
+            if self._new_terms:
+                rows = [[h, *self.dictionary[h]] for h in self._new_terms]
+                put(b"D" + _U32BE.pack(len(self.dictionary)), json.dumps(rows).encode(), db=db)
+            for key in self._dirty:
+                put(key, self._bitmap_for(key).serialize(), db=db)
+            head = {"format": FORMAT, "watermark": watermark, "spans": self.cols.n,
+                    "traces": self.t_id.n, "services": len(self.services), "ops": len(self.ops),
+                    "records": len(self.records), "max_value_len": self.max_value_len}
+            put(b"H", json.dumps(head).encode(), db=db)
+            self._saved = {k: head[k] for k in s}
+            self._new_terms = []
+            self._dirty = set()
+            self.watermark = watermark
+
+    def _bitmap_for(self, key: bytes) -> BitMap:
+        tag = key[:1]
+        if tag == b"B":
+            return self.terms[_U64BE.unpack(key[1:])[0]]
+        ident = _U32BE.unpack(key[1:])[0]
+        return {b"o": self.op_bm, b"k": self.kind_bm, b"t": self.status_bm, b"r": self.rec_bm,
+                b"s": self.svc_bm}[tag][ident]
+
+    def load(self, txn, db) -> bool:
+        """Read a checkpoint; False when there is none (or it is of another format: rebuild)."""
+        head = txn.get(b"H", db=db)
+        if head is None:
+            return False
+        head = json.loads(head)
+        if head.get("format") != FORMAT or head.get("max_value_len") != self.max_value_len:
+            return False
+        segs = {b"C": [], b"T": [], b"S": [], b"O": [], b"R": [], b"D": []}
+        bitmaps = []
+        for key, value in txn.cursor(db=db):
+            tag = key[:1]
+            if tag in segs:
+                segs[tag].append((key, value))
+            elif tag in (b"B", b"o", b"k", b"t", b"r", b"s"):
+                bitmaps.append((key, value))
+        cols = np.frombuffer(b"".join(v for _, v in segs[b"C"]), SPAN_COLS)[:head["spans"]]
+        tids = np.frombuffer(b"".join(v for _, v in segs[b"T"]), "V16")[:head["traces"]]
+        for _, v in segs[b"S"]:
+            for name in json.loads(v):
+                self._service(name)
+        for _, v in segs[b"O"]:
+            for svc, name, kind, nh in json.loads(v):
+                self.op_map[(svc, nh, kind)] = len(self.ops)
+                self.ops.append((svc, name, kind))
+                self.op_svc.extend([svc])
+                self.op_bm.append(BitMap())
+        for _, v in segs[b"R"]:
+            for where, rid, svc, hashes in json.loads(v):
+                o = self.rec_map[(where, rid)] = len(self.records)
+                self.records.append((where, rid, svc))
+                self.rec_hashes.append(hashes)
+                for h in hashes:
+                    self.rec_terms.setdefault(h, set()).add(o)
+                self.rec_svc.extend([svc])
+                self.rec_bm.append(BitMap())
+        for _, v in segs[b"D"]:
+            for h, where, key, text, vtype in json.loads(v):
+                self.dictionary[h] = (where, key, text, vtype)
+                self.keys.setdefault((where, key), []).append(h)
+        for key, value in bitmaps:
+            bm = BitMap.deserialize(value)
+            tag = key[:1]
+            if tag == b"B":
+                self.terms[_U64BE.unpack(key[1:])[0]] = bm
+            else:
+                ident = _U32BE.unpack(key[1:])[0]
+                target = {b"o": self.op_bm, b"k": self.kind_bm, b"t": self.status_bm,
+                          b"r": self.rec_bm, b"s": self.svc_bm}[tag]
+                if ident < len(target):
+                    target[ident] = bm
+        # span columns and the trace table they imply
+        for i, tid in enumerate(tids.tolist()):
+            self.tmap[tid] = i
+        k = len(tids)
+        self.t_id.extend(tids)
+        self.t_start.extend(np.full(k, np.iinfo(np.uint64).max, np.uint64))
+        self.t_end.extend(np.zeros(k, np.uint64))
+        self.t_spans.extend(np.zeros(k, np.uint32))
+        self.t_errors.extend(np.zeros(k, np.uint32))
+        self.t_root.extend(np.full(k, -1, np.int64))
+        self.cols.extend(cols)
+        if len(cols):
+            tr = cols["trace"]
+            np.minimum.at(self.t_start.a, tr, cols["start"])
+            np.maximum.at(self.t_end.a, tr, cols["end"])
+            self.t_spans.a[:k] = np.bincount(tr, minlength=k)[:k]
+            self.t_errors.a[:k] = np.bincount(tr[cols["status"] == 2], minlength=k)[:k]
+            root = cols["pid"] == 0
+            self.t_root.a[tr[root]] = cols["op"][root]
+        self._saved = {key: head[key] for key in self._saved}
+        self.watermark = head["watermark"]
+        return True
+
+    # ------------------------------------------------------------------ searching
+
+    def _term_spans(self, h: int, where: int) -> BitMap:
+        if where in (W_RESOURCE, W_SCOPE):
+            recs = self.rec_terms.get(h)
+            if not recs:
+                return _EMPTY
+            return BitMap.union(*(self.rec_bm[r] for r in recs)) if len(recs) > 1 else self.rec_bm[next(iter(recs))]
+        return self.terms.get(h, _EMPTY)
+
+    def attr_spans(self, cond: C.Cond) -> BitMap:
+        """Spans with the attribute condition true somewhere in its scope."""
+        attr = cond.field
+        wheres = SCOPE_WHERE[attr.scope]
+        if cond.op == "=":
+            text = _text_of(cond.value).encode()
+            key = attr.key.encode()
+            parts = [self._term_spans(term_hash(w, key, text), w) for w in wheres]
+        else:
+            match = _matcher(cond)
+            numeric = cond.op in ("<", "<=", ">", ">=") and not isinstance(cond.value, str)
+            parts = []
+            for w in wheres:
+                for h in self.keys.get((w, attr.key), ()):
+                    _w, _k, text, vtype = self.dictionary[h]
+                    if numeric and vtype not in (VT_INT, VT_DOUBLE):
+                        continue
+                    if match(text):
+                        parts.append(self._term_spans(h, w))
+        parts = [p for p in parts if p]
+        if not parts:
+            return BitMap()
+        return parts[0].copy() if len(parts) == 1 else BitMap.union(*parts)
+
+    def _names_spans(self, cond: C.Cond, names: list[str], bitmaps: list[BitMap]) -> BitMap:
+        if cond.op == "=":
+            try:
+                return bitmaps[names.index(_text_of(cond.value))].copy()
+            except ValueError:
+                return BitMap()
+        match = _matcher(cond)
+        parts = [bitmaps[i] for i, n in enumerate(names) if match(n)]
+        return BitMap.union(*parts) if parts else BitMap()
+
+    def _index_spans(self, cond: C.Cond) -> BitMap:
+        f = cond.field
+        if isinstance(f, C.Attr):
+            return self.attr_spans(cond)
+        if f == C.SERVICE:
+            if cond.op == "=":
+                o = self.svc_map.get(_text_of(cond.value))
+                return self.svc_bm[o].copy() if o is not None else BitMap()
+            return self._names_spans(cond, self.services, self.svc_bm)
+        if f == C.NAME:
+            match = _matcher(cond)
+            parts = [self.op_bm[o] for o, (_s, name, _k) in enumerate(self.ops) if match(name)]
+            return BitMap.union(*parts) if parts else BitMap()
+        if f == C.STATUS:
+            return self._names_spans(cond, list(STATUS_NAMES), self.status_bm)
+        if f == C.KIND:
+            return self._names_spans(cond, list(KIND_NAMES), self.kind_bm)
+        raise C.CriteriaError(f"field {f!r} is not indexed")
+
+    def _column_mask(self, cond: C.Cond, cand: np.ndarray) -> np.ndarray:
+        cols = self.cols.a
+        start = cols["start"][cand]
+        if cond.field == C.DURATION:
+            x = cols["end"][cand].astype(np.int64) - start.astype(np.int64)
+        else:
+            x = start
+        if cond.op == "exists":
+            return np.ones(len(cand), bool)
+        v = int(cond.value)
+        return {"=": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+                ">": np.greater, ">=": np.greater_equal}[cond.op](x, v)
+
+    def eval(self, node, within: BitMap | None) -> BitMap:
+        """Spans (ordinals) satisfying ``node``, restricted to ``within`` when given."""
+        if isinstance(node, C.Cond):
+            if node.field in (C.DURATION, C.START):
+                cand = _np(within) if within is not None else np.arange(self.cols.n, dtype=np.uint32)
+                return BitMap(_aa(cand[self._column_mask(node, cand)]))
+            bm = self._index_spans(node)
+            return bm & within if within is not None else bm
+        if isinstance(node, C.And):
+            # index conditions first (cheap, shrink the set), column conditions on what is left
+            parts = sorted(node.parts, key=lambda p: isinstance(p, C.Cond) and p.field in (C.DURATION, C.START))
+            cur = within
+            for p in parts:
+                cur = self.eval(p, cur)
+                if not cur:
+                    return BitMap()
+            return cur if cur is not None else BitMap(range(self.cols.n))
+        if isinstance(node, C.Or):
+            out = BitMap()
+            for p in node.parts:
+                out |= self.eval(p, within)
+            return out
+        raise C.CriteriaError(f"cannot evaluate {node!r}")
+
+    def match(self, query: C.TraceQuery) -> np.ndarray:
+        """Ordinals of the spans satisfying the query's span conditions and time window."""
+        window = []
+        if query.start_min_ns is not None:
+            window.append(C.Cond(C.START, ">=", query.start_min_ns))
+        if query.start_max_ns is not None:
+            window.append(C.Cond(C.START, "<=", query.start_max_ns))
+        expr = C.all_of(query.span, *window)
+        with self.lock:
+            if expr is None:
+                return np.arange(self.cols.n, dtype=np.uint32)
+            return _np(self.eval(expr, None))
+
+    def candidate_traces(self, query: C.TraceQuery, spans: np.ndarray) -> np.ndarray:
+        """Trace ordinals of the matched spans that pass the trace conditions (judged here)."""
+        n = self.t_id.n
+        hit = np.zeros(n, bool)
+        hit[self.cols.a["trace"][spans]] = True
+        t = np.flatnonzero(hit)
+        if query.trace_min_duration_ns is not None or query.trace_max_duration_ns is not None:
+            d = self.t_end.a[t].astype(np.int64) - self.t_start.a[t].astype(np.int64)
+            keep = np.ones(len(t), bool)
+            if query.trace_min_duration_ns is not None:
+                keep &= d >= query.trace_min_duration_ns
+            if query.trace_max_duration_ns is not None:
+                keep &= d <= query.trace_max_duration_ns
+            t = t[keep]
+        if query.root_service is not None or query.root_name is not None:
+            roots = self.t_root.a[t]
+            ok_ops = np.zeros(len(self.ops) + 1, bool)
+            for o, (svc, name, _k) in enumerate(self.ops):
+                ok_ops[o] = ((query.root_service is None or self.services[svc] == query.root_service)
+                             and (query.root_name is None or name == query.root_name))
+            t = t[(roots >= 0) & ok_ops[np.where(roots >= 0, roots, len(self.ops))]]
+        return t
+
+    def op_name(self, o: int) -> tuple[str, str]:
+        svc, name, _k = self.ops[o]
+        return self.services[svc], name
