@@ -143,3 +143,93 @@ class StoreConformance:
         ids = sorted(int.from_bytes(trace_pb2.Span.FromString(t[4]).span_id, "big") for t in flat_spans(got))
         assert ids == list(range(1, 10_001))  # the first 10,000 in arrival order
         store.close()
+
+
+# ---------------------------------------------------------------- search (the SpanSearcher contract)
+
+QUERIES = CONFORMANCE / "jaeger" / "queries.json"
+
+
+def _rfc3339_ns(text: str) -> int:
+    from datetime import datetime
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def jaeger_case_query(q: dict):
+    """A queries.json case as the neutral search model (the Go harness's TraceQueryParameters)."""
+    from collector.store import criteria as C
+    conds = [C.Cond(C.SERVICE, "=", q["ServiceName"])]
+    if q["OperationName"]:
+        conds.append(C.Cond(C.NAME, "=", q["OperationName"]))
+    for key, value in (q["Tags"] or {}).items():
+        conds.append(C.Cond(C.Attr("any", key), "=", value))
+    if q["DurationMin"]:
+        conds.append(C.Cond(C.DURATION, ">=", q["DurationMin"]))
+    if q["DurationMax"]:
+        conds.append(C.Cond(C.DURATION, "<=", q["DurationMax"]))
+    return C.TraceQuery(span=C.all_of(*conds), start_min_ns=_rfc3339_ns(q["StartTimeMin"]),
+                        start_max_ns=_rfc3339_ns(q["StartTimeMax"]), limit=q["NumTraces"])
+
+
+class SearchConformance:
+    """Mixin: the search contract over the Jaeger storage conformance queries (README §3–§4)."""
+
+    def open_store(self, path):
+        raise NotImplementedError
+
+    def loaded(self, path, reopen: bool = False):
+        store = self.open_store(path)
+        ids = {}
+        for f in sorted(FIXTURES.glob("*.json")):
+            req = fixture_request(f.stem)
+            ids[f.stem] = trace_id_of(req)
+            store.write([batch_of(req)])
+        if reopen:
+            store.close()
+            store = self.open_store(path)
+        return store, ids
+
+    def run_cases(self, store, ids):
+        failures = []
+        for case in json.loads(QUERIES.read_text()):
+            found = store.find_traces(jaeger_case_query(case["Query"]))
+            got = sorted(s.trace_id for s in found)
+            want = sorted(ids[name] for name in case["ExpectedFixtures"])
+            if got != want:
+                failures.append((case["Caption"], [g.hex() for g in got], [w.hex() for w in want]))
+            for s in found:  # the whole trace is listed, not only the matching span
+                trace = store.get_trace(s.trace_id)
+                assert s.span_count == len(trace.spans), case["Caption"]
+        assert not failures, failures
+
+    def test_all_jaeger_query_cases(self, tmp_path):
+        store, ids = self.loaded(tmp_path)
+        self.run_cases(store, ids)
+        store.close()
+
+    def test_all_jaeger_query_cases_after_reopen(self, tmp_path):
+        store, ids = self.loaded(tmp_path, reopen=True)
+        self.run_cases(store, ids)
+        store.close()
+
+    def test_services_and_operations_with_kinds(self, tmp_path):
+        store = self.open_store(tmp_path)
+        store.write([batch_of(fixture_request("example_trace"))])
+        assert store.services() == ["example-service-1", "example-service-2", "example-service-3"]
+        assert store.operations("example-service-1") == [
+            ("example-operation-1", "unspecified"), ("example-operation-3", "server"),
+            ("example-operation-4", "client")]
+        assert store.operations("example-service-1", "server") == [("example-operation-3", "server")]
+        assert store.operations("no-such-service") == []
+        store.close()
+
+    def test_summary_counts_the_whole_trace(self, tmp_path):
+        from collector.store import criteria as C
+        store = self.open_store(tmp_path)
+        store.write([batch_of(fixture_request("example_trace"))])
+        [s] = store.find_traces(C.TraceQuery(span=C.Cond(C.SERVICE, "=", "example-service-2")))
+        assert s.span_count == 5 and s.start_ns > 0 and s.end_ns >= s.start_ns
+        assert set(s.services) == {"example-service-1", "example-service-2", "example-service-3"}
+        assert [m.service for m in s.matched] == ["example-service-2"]
+        store.close()

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from collector.config import LimitsConfig, StoreConfig
 from collector.store.hot import HotStore
-from conformance import StoreConformance, batch_of, fixture_request, flat_spans, trace_id_of
+from conformance import SearchConformance, StoreConformance, batch_of, fixture_request, flat_spans, trace_id_of
 
 SMALL = StoreConfig(map_size_bytes=1 << 30)
 
 
-class TestHotStoreConformance(StoreConformance):
+class TestHotStoreConformance(StoreConformance, SearchConformance):
     def open_store(self, path):
         return HotStore(path, SMALL, LimitsConfig())
 
