@@ -5,10 +5,14 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdio cimport snprintf
+from libc.string cimport strlen, strchr
+from cpython.mem cimport PyMem_Free
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
 
 import numpy as np
 
-from collector.store.terms import double_bits_text, double_text, name_hash, term_hash, value_text  # noqa: F401
+from collector.store.terms import double_bits_text, double_text, key_hash, name_hash, term_hash, value_text  # noqa: F401
 from collector.store.terms import W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN  # noqa: F401
 
 cdef uint64_t P1 = 0x9E3779B185EBCA87ULL
@@ -123,17 +127,42 @@ cdef packed struct AttrRow:
     int64_t num
 
 
+cdef union Bits:
+    int64_t i
+    double d
+
+
+cdef Py_ssize_t double_text_c(int64_t bits, char* out, Py_ssize_t cap):
+    """Go's shortest fixed form of a double into ``out``; -1 when the reference must make it."""
+    cdef Bits b
+    b.i = bits
+    cdef char* s = PyOS_double_to_string(b.d, b'r', 0, 0, NULL)
+    cdef Py_ssize_t n = strlen(s)
+    try:
+        if strchr(s, b'e') != NULL or strchr(s, b'n') != NULL or n + 1 > cap:
+            return -1  # exponent form, inf or nan
+        if n >= 2 and s[n - 2] == b'.' and s[n - 1] == b'0':
+            n -= 2
+        memcpy(out, s, n)
+        return n
+    finally:
+        PyMem_Free(s)
+
+
 def span_terms(const uint8_t[::1] buf, spans, attrs, Py_ssize_t max_value_len):
-    """``(name hash per span, term hash per attribute row)`` as uint64 arrays (0 = not a term)."""
+    """``(name hash per span, term hash per attribute row, key hash per attribute row)`` as
+    uint64 arrays (term hash 0 = not a term; key hashes are set on term rows only)."""
     cdef Py_ssize_t ns = len(spans), na = len(attrs), i, klen, tlen, blen = buf.shape[0]
     names = np.empty(ns, np.uint64)
     terms = np.zeros(na, np.uint64)
+    keys = np.zeros(na, np.uint64)
     if ns == 0:
-        return names, terms
+        return names, terms, keys
     cdef const uint8_t[::1] sraw = np.ascontiguousarray(spans).view(np.uint8).reshape(-1)
     cdef const SpanRow* srow = <const SpanRow*>&sraw[0]
     cdef uint64_t[::1] nout = names
     cdef uint64_t[::1] tout = terms
+    cdef uint64_t[::1] kout = keys
     cdef const uint8_t* base = &buf[0] if blen else NULL
     cdef uint64_t h
     for i in range(ns):
@@ -142,7 +171,7 @@ def span_terms(const uint8_t[::1] buf, spans, attrs, Py_ssize_t max_value_len):
         h = xxh64(base + srow[i].name_off, srow[i].name_len)
         nout[i] = h if h else 1
     if na == 0:
-        return names, terms
+        return names, terms, keys
     cdef const uint8_t[::1] araw = np.ascontiguousarray(attrs).view(np.uint8).reshape(-1)
     cdef const AttrRow* arow = <const AttrRow*>&araw[0]
     cdef Py_ssize_t cap = 64
@@ -169,10 +198,14 @@ def span_terms(const uint8_t[::1] buf, spans, attrs, Py_ssize_t max_value_len):
             elif vt == 3:  # int
                 tlen = snprintf(num_text, 32, "%lld", <long long>arow[i].num)
                 text = <const uint8_t*>num_text
-            elif vt == 4:  # double: Go's shortest fixed form, made by the reference
-                dtext = double_bits_text(arow[i].num)
-                text = <const uint8_t*>(<char*>dtext)
-                tlen = len(dtext)
+            elif vt == 4:  # double: Go's shortest fixed form (the reference makes the rare others)
+                tlen = double_text_c(arow[i].num, num_text, 32)
+                if tlen >= 0:
+                    text = <const uint8_t*>num_text
+                else:
+                    dtext = double_bits_text(arow[i].num)
+                    text = <const uint8_t*>(<char*>dtext)
+                    tlen = len(dtext)
             else:
                 continue
             klen = arow[i].key_len
@@ -191,6 +224,8 @@ def span_terms(const uint8_t[::1] buf, spans, attrs, Py_ssize_t max_value_len):
             memcpy(scratch + 2 + klen, text, tlen)
             h = xxh64(scratch, klen + tlen + 2)
             tout[i] = h if h else 1
+            h = xxh64(scratch, klen + 1)
+            kout[i] = h if h else 1
     finally:
         free(scratch)
-    return names, terms
+    return names, terms, keys

@@ -38,7 +38,8 @@ DEFAULT_LOOKBACK_NS = 2 * 86_400 * 10**9  # classic search window without `start
 DEPENDENCY_LOOKBACK_MS = 86_400_000  # classic `/api/dependencies` default `lookback` (Jaeger: 24 h)
 MAX_KEY_LEN = 256
 MAX_VALUE_LEN = 4096
-_MAX_US = (2**63 - 1) // 1000  # epoch microseconds that still fit in int64 nanoseconds
+_MAX_NS = 2**63 - 1
+_MAX_US = _MAX_NS // 1000  # epoch microseconds that still fit in int64 nanoseconds
 _MAX_MS = (2**63 - 1) // 1_000_000
 
 TAG_OPS = ("=", "!=", "=~", "!~", "exists")
@@ -53,6 +54,15 @@ _RESOURCE_PREFIX = "resource."
 
 
 def tag_condition(key: str, op: str, value: str | None = None) -> Cond:
+    """One tag condition (see ``_tag_condition``); a condition the search model refuses (a bad
+    regular expression, an unknown kind) is a ``BadRequest`` naming the tag."""
+    try:
+        return _tag_condition(key, op, value)
+    except CriteriaError as exc:
+        raise BadRequest(f"tag {key!r}: {exc}") from None
+
+
+def _tag_condition(key: str, op: str, value: str | None) -> Cond:
     """One tag condition as a ``Cond`` on one span, with the keys Jaeger treats specially.
 
     * ``error`` with ``=``/``!=`` and ``true``/``false``: the span status is (not) ERROR — every
@@ -148,9 +158,12 @@ def parse_tags_json(name: str, raw: str) -> list[Cond]:
                 if "value" not in value:
                     raise BadRequest(f"{name}: {key!r} with op {op} needs a value")
                 operand = _scalar(name, key, value["value"])
-            conds.append(tag_condition(key, op, operand))
         else:
-            conds.append(tag_condition(key, "=", _scalar(name, key, value)))
+            op, operand = "=", _scalar(name, key, value)
+        try:
+            conds.append(tag_condition(key, op, operand))
+        except BadRequest as exc:
+            raise BadRequest(f"{name}: {exc}") from None
     return conds
 
 
@@ -182,10 +195,17 @@ def _go_bool(name: str, raw: str | None) -> bool:
     raise BadRequest(f"{name}: {raw!r} is not a boolean (true or false)")
 
 
+def _duration(name: str, raw: str) -> int:
+    ns = go_duration_ns(name, raw)
+    if ns > _MAX_NS:  # Go's time.Duration is int64 nanoseconds (about 292 years)
+        raise BadRequest(f"{name}: {raw!r} is longer than a Go duration can be")
+    return ns
+
+
 def _duration_bounds(lo_name, lo_raw, hi_name, hi_raw) -> tuple[int | None, int | None]:
     """Two Go durations as inclusive bounds in ns; 0 or absent is no bound (Jaeger)."""
-    lo = go_duration_ns(lo_name, lo_raw) if lo_raw is not None else 0
-    hi = go_duration_ns(hi_name, hi_raw) if hi_raw is not None else 0
+    lo = _duration(lo_name, lo_raw) if lo_raw is not None else 0
+    hi = _duration(hi_name, hi_raw) if hi_raw is not None else 0
     if lo and hi and hi < lo:
         raise BadRequest(f"{hi_name} must not be less than {lo_name}")
     return lo or None, hi or None
@@ -327,6 +347,20 @@ def _summary_json(s) -> dict:
     }
 
 
+def _otlp_json(msg) -> dict:
+    """OTLP/JSON of a ``TracesData`` as Jaeger's gateway writes it: ``resource``, ``scope`` and
+    each span's ``status`` are always present (``{}`` when empty), as in its snapshots."""
+    doc = traces_to_json(msg)
+    resource_spans = []
+    for rs in doc.get("resourceSpans", ()):
+        scope_spans = []
+        for ss in rs.get("scopeSpans", ()):
+            spans = [span if "status" in span else {**span, "status": {}} for span in ss.get("spans", ())]
+            scope_spans.append({"scope": {}, **ss, "spans": spans})
+        resource_spans.append({"resource": {}, **rs, "scopeSpans": scope_spans})
+    return {**doc, "resourceSpans": resource_spans}
+
+
 def _jaeger_trace_hex(tid: bytes) -> str:
     return tid[8:].hex() if tid[:8] == bytes(8) else tid.hex()
 
@@ -462,7 +496,7 @@ def blueprint(config, reader) -> Blueprint:
             return error(404, "No traces found")
         # Concatenated TracesData messages are one TracesData holding all their resource spans.
         combined = trace_pb2.TracesData.FromString(b"".join(raws))
-        return jsonify({"result": traces_to_json(combined)})
+        return jsonify({"result": _otlp_json(combined)})
 
     @bp.get("/api/v3/trace-summaries")
     async def v3_summaries():
@@ -484,6 +518,6 @@ def blueprint(config, reader) -> Blueprint:
         data = await traces_data(reader, tid)
         if data is None:
             return error(404, "trace not found")
-        return jsonify({"result": traces_to_json(data)})
+        return jsonify({"result": _otlp_json(data)})
 
     return bp

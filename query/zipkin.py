@@ -45,6 +45,7 @@ Collector still writes ``otel.library.*``; Clew's ingest reads both).
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 
@@ -111,7 +112,7 @@ def to_zipkin_traces(traces) -> list[list[dict]]:
 
 def _resource(resource) -> tuple[str, dict]:
     """(service name or "", tags from the other resource attributes)."""
-    tags = {kv.key: _as_string(kv.value) for kv in resource.attributes}
+    tags = {kv.key: _text(kv.value) for kv in resource.attributes}
     for n, key in enumerate(SERVICE_NAME_KEYS):
         if key in tags:
             service = tags.pop(key)
@@ -130,7 +131,7 @@ def _span(span, service: str, base: dict) -> dict:
         if key in (START_ABSENT, SHARED, DEBUG):
             flags[key] = kv.value.WhichOneof("value") == "bool_value" and kv.value.bool_value
             continue
-        tags[key] = _as_string(kv.value)
+        tags[key] = _text(kv.value)
         typed[key] = kv.value
 
     out = {"traceId": trace_hex(span.trace_id)}
@@ -186,6 +187,13 @@ def _span(span, service: str, base: dict) -> dict:
     if flags.get(SHARED):
         out["shared"] = True
     return out
+
+
+def _text(value) -> str:
+    """pdata's ``AsString``: bytes as bare base64, the rest as ``query.jaeger`` renders it."""
+    if value.WhichOneof("value") == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return _as_string(value)
 
 
 def _endpoint(tags: dict, service: str, ip_key: str, port_key: str) -> dict | None:

@@ -32,7 +32,7 @@ HIDDEN_KEYS = frozenset({
     "peer.service", "net.host.ip", "net.host.port", "net.peer.ip", "net.peer.port",
     "zipkin.shared", "zipkin.debug", "otel.zipkin.absentField.startTime",
 })
-MAX_US = (1 << 63) // 1000  # durations past this do not fit a nanosecond int64
+MAX_US = (1 << 63) // 1000  # µs past this do not fit int64 nanoseconds
 
 
 def blueprint(config, reader) -> Blueprint:
@@ -151,8 +151,9 @@ def _window(args, now_ms: int) -> tuple[int, int]:
 
 
 def _window_ns(end_ms: int, lookback_ms: int) -> tuple[int, int]:
-    """Span start bounds in ns: [endTs − lookback, endTs], inclusive to the millisecond."""
-    return max(0, end_ms - lookback_ms) * 1_000_000, end_ms * 1_000_000 + 999_999
+    """Span start bounds in ns: Zipkin's ``(endTs - lookback) * 1000 <= timestamp <= endTs * 1000``
+    on µs timestamps.  A span without a timestamp (start 0) is never in a window, as in Zipkin."""
+    return max(1, (end_ms - lookback_ms) * 1_000_000), end_ms * 1_000_000 + 999
 
 
 def _duration_us(args, name: str) -> int | None:

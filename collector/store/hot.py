@@ -295,8 +295,7 @@ class HotStore(SearchMixin):
         acknowledgement finds it); checkpoint the index now and then.  An indexing failure is
         logged and never fails the write: the spans are durable and re-indexed on restart."""
         try:
-            for batch, rows, rids, sids in items:
-                part.index.add(batch, rows, rids, sids)
+            part.index.add_many(items)
             if part.index_failed:
                 return
             if time.monotonic() - part.checkpointed_at >= self.index_config.checkpoint_s:

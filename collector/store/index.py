@@ -10,8 +10,13 @@ one set entry per record, not one bitmap entry per span.  The trace table holds,
 ordinal, the trace ID, first start, last end, span and error counts and the root span's
 operation — enough to list and sort results without reading spans.
 
+Rare terms (fewer than ``PROMOTE`` occurrences in a batch and no bitmap yet: request IDs, URLs
+with IDs, free text) do not get a bitmap: they go to *postings runs*, numpy arrays of (term hash,
+key hash, span ordinal, value) sorted by term hash and merged size-tiered, with the string values
+in a byte arena.  A term look-up unions its bitmap with a binary search in each run.
+
 Built in bulk per write batch: hashes come from the compiled ``span_terms``; Python work is per
-distinct term, operation, record and trace of the batch, never per span per term.
+distinct frequent term, operation, record, key and trace of the batch, never per span per term.
 
 Persisted (derived data) into the partition's ``index`` database by ``checkpoint``: append-only
 segments for columns, trace IDs, names and dictionary, and the bitmaps changed since the last
@@ -34,7 +39,7 @@ from collector.codec import twin
 from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING
 from collector.store import criteria as C
 from collector.store.terms import (VALUE_TYPES, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
-                                   double_text, term_hash)
+                                   double_text, key_hash, term_hash)
 
 FORMAT = 1
 NO_SERVICE = "OTLP_ResourceNoServiceName"  # Jaeger's service name for a resource without one
@@ -48,11 +53,24 @@ _U32BE = struct.Struct(">I")
 _U64BE = struct.Struct(">Q")
 _EMPTY = BitMap()
 
+PROMOTE = 4  # a term seen this often in one batch (or already holding one) gets a bitmap
+FANOUT = 8  # postings runs of one level merged into one run of the next level
+RARE = np.dtype([("hash", "<u8"), ("key", "<u8"), ("ord", "<u4"), ("where", "u1"), ("vtype", "u1"),
+                 ("num", "<i8"), ("toff", "<u8"), ("tlen", "<u4")])
+
 SPAN_COLS = np.dtype([("trace", "<u4"), ("start", "<u8"), ("end", "<u8"), ("kind", "u1"),
                       ("status", "u1"), ("op", "<u4"), ("res", "<u4"), ("scope", "<u4"),
                       ("sid", "<u8"), ("pid", "<u8")])
 
 
+# Per-write staging rows: where each span and term row came from (batch number, row in it).
+_PREP_SPAN = np.dtype([("res", "<u4"), ("scope", "<u4"), ("svc", "<u4"), ("name", "<u8"),
+                       ("kind", "u1"), ("status", "u1"), ("start", "<u8"), ("end", "<u8"),
+                       ("tid", "V16"), ("sid", "<u8"), ("pid", "<u8"), ("batch", "<u4"),
+                       ("row", "<u4")])
+_PREP_ATTR = np.dtype([("hash", "<u8"), ("key", "<u8"), ("span", "<i8"), ("where", "u1"),
+                       ("vtype", "u1"), ("num", "<i8"), ("toff", "<i8"), ("tlen", "<u4"),
+                       ("batch", "<u4"), ("row", "<u4")])
 class Grow:
     """An append-only numpy array with amortised doubling; ``view()`` is the filled prefix."""
 
@@ -88,6 +106,34 @@ def _aa(ords: np.ndarray) -> array.array:
 
 def _np(bm: BitMap) -> np.ndarray:
     return np.frombuffer(bm.to_array(), np.uint32) if bm else np.zeros(0, np.uint32)
+
+
+def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
+    """One postings run from several: rows re-sorted by term hash, arenas concatenated."""
+    parts, arena, base = [], bytearray(), 0
+    for rows, a in runs:
+        rows = rows.copy()
+        rows["toff"] += base
+        base += len(a)
+        arena += a
+        parts.append(rows)
+    rows = np.concatenate(parts) if parts else np.zeros(0, RARE)
+    rows = rows[np.argsort(rows["hash"], kind="stable")]
+    return np.ascontiguousarray(rows["hash"]), rows, bytes(arena)
+
+
+def _rare_text(rows: np.ndarray, arena: bytes, i: int) -> str:
+    """The string form of postings row ``i``."""
+    row = rows[i]
+    vtype, num = int(row["vtype"]), int(row["num"])
+    if vtype == VT_STRING:
+        off = int(row["toff"])
+        return arena[off:off + int(row["tlen"])].decode("utf-8", "replace")
+    if vtype == VT_BOOL:
+        return "true" if num else "false"
+    if vtype == VT_INT:
+        return str(num)
+    return double_text(float(np.array([num], np.int64).view(np.float64)[0])).decode()
 
 
 def _text_of(value) -> str:
@@ -183,12 +229,19 @@ class PartitionIndex:
         # span/event/link terms and the dictionary of every term
         self.terms: dict[int, BitMap] = {}
         self.dictionary: dict[int, tuple[int, str, str, int]] = {}  # hash → (where, key, text, vtype)
-        self.keys: dict[tuple[int, str], list[int]] = {}  # (where, key) → term hashes
+        self.keys: dict[tuple[int, str], list[int]] = {}  # (where, key) → term hashes with bitmaps
+        self.bm_hashes = np.zeros(0, np.uint64)  # sorted hashes of the terms holding a bitmap
+        self.key_names: dict[int, tuple[int, str]] = {}  # key hash → (where, key)
+        self.levels: list[list[tuple]] = [[]]  # postings runs (hashes, RARE rows, arena) per level
         # persistence bookkeeping
         self.watermark = 0  # last chunk sequence whose spans are indexed
         self._saved = {"spans": 0, "traces": 0, "services": 0, "ops": 0, "records": 0}
         self._new_terms: list[int] = []
+        self._new_keys: list[int] = []
+        self._pending_runs: list[tuple[np.ndarray, bytes]] = []
+        self._saved_runs = 0
         self._dirty: set[bytes] = set()
+        self._write_attrs: list = []  # during a write: each batch's attrs (to read keys and values)
 
     # ------------------------------------------------------------------ building
 
@@ -264,50 +317,96 @@ class PartitionIndex:
 
     def add(self, batch, rows: np.ndarray, resource_ids: np.ndarray, scope_ids: np.ndarray) -> None:
         """Index the spans ``batch.spans[rows]`` (the accepted ones), in that order."""
-        if not len(rows):
-            return
-        spans_all = batch.spans
-        buf = batch.buf
-        name_h, term_h = twin("terms").span_terms(buf, spans_all, batch.attrs, self.max_value_len)
-        with self.lock:
-            self._add(batch, buf, spans_all, np.asarray(rows, np.int64), name_h, term_h,
-                      resource_ids, scope_ids)
+        self.add_many([(batch, rows, resource_ids, scope_ids)])
 
-    def _add(self, batch, buf, spans_all, rows, name_h, term_h, resource_ids, scope_ids) -> None:
-        spans = spans_all[rows]
-        n = len(rows)
+    def add_many(self, items) -> None:
+        """Index several ``(batch, rows, resource ids, scope ids)`` at once, in order.
+
+        The batches of one write are folded together, so the per-call costs (grouping, sorting,
+        one bitmap update per term) are paid once per write rather than once per request."""
+        items = [(b, np.asarray(r, np.int64), ri, si) for b, r, ri, si in items if len(r)]
+        if not items:
+            return
+        span_terms = twin("terms").span_terms
+        hashed = [span_terms(b.buf, b.spans, b.attrs, self.max_value_len) for b, _r, _ri, _si in items]
+        with self.lock:
+            self._add_all(items, hashed)
+
+    def _add_all(self, items, hashed) -> None:
         first = self.cols.n
+        span_parts, attr_parts, arenas = [], [], []
+        base, arena_base = 0, 0
+        for bi, ((batch, rows, rids, sids), (name_h, term_h, key_h)) in enumerate(zip(items, hashed)):
+            spans = batch.spans[rows]
+            n = len(rows)
+            res_ord = np.array([self._record(W_RESOURCE, int(rids[r]), rec, svc)
+                                for r, (rec, svc) in enumerate(batch.resources)], np.uint32)
+            scope_ord = np.array([self._record(W_SCOPE, int(sids[s]), rec, None)
+                                  for s, (rec, _r) in enumerate(batch.scopes)], np.uint32)
+            sp = np.zeros(n, _PREP_SPAN)
+            sp["res"] = res_ord[spans["resource"]] if len(res_ord) else 0
+            sp["scope"] = scope_ord[spans["scope"]] if len(scope_ord) else 0
+            sp["svc"] = self.rec_svc.view()[sp["res"]]
+            sp["name"] = name_h[rows]
+            sp["kind"] = np.minimum(spans["kind"], len(KIND_NAMES) - 1)
+            sp["status"] = np.minimum(spans["status_code"], 2)
+            sp["start"], sp["end"] = spans["start_ns"], spans["end_ns"]
+            sp["tid"] = spans["trace_id"]
+            sp["sid"] = spans["span_id"].view("<u8")
+            sp["pid"] = np.where(spans["parent_id_len"] > 0, spans["parent_span_id"].view("<u8"), 0)
+            sp["batch"], sp["row"] = bi, rows
+            span_parts.append(sp)
+            attrs = batch.attrs
+            if len(attrs):
+                pos = np.full(len(batch.spans), -1, np.int64)
+                pos[rows] = np.arange(n)
+                arow_span = pos[attrs["span"]]
+                keep = (term_h != 0) & (arow_span >= 0)
+                if self.allow or self.deny:
+                    keep &= self._key_filter(batch.buf, attrs)
+                idx = np.flatnonzero(keep)
+                if len(idx):
+                    a = attrs[idx]
+                    ap = np.zeros(len(idx), _PREP_ATTR)
+                    ap["hash"], ap["key"] = term_h[idx], key_h[idx]
+                    ap["span"] = arow_span[idx] + base
+                    ap["where"], ap["vtype"], ap["num"] = a["where"], a["vtype"], a["num"]
+                    ap["batch"], ap["row"] = bi, idx
+                    lens = np.where(a["vtype"] == VT_STRING, a["val_len"], 0).astype(np.int64)
+                    starts = np.cumsum(lens) - lens
+                    total = int(lens.sum())
+                    if total:
+                        src = np.repeat(a["val_off"].astype(np.int64) - starts, lens) + np.arange(total)
+                        arenas.append(np.frombuffer(batch.buf, np.uint8)[src])
+                    ap["toff"], ap["tlen"] = starts + arena_base, lens
+                    arena_base += total
+                    attr_parts.append(ap)
+            base += n
+        sp = np.concatenate(span_parts)
+        n = len(sp)
         ords = np.arange(first, first + n, dtype=np.uint32)
-        # records → ordinals, service per span
-        res_ord = np.array([self._record(W_RESOURCE, int(resource_ids[r]), rec, svc)
-                            for r, (rec, svc) in enumerate(batch.resources)], np.uint32)
-        scope_ord = np.array([self._record(W_SCOPE, int(scope_ids[s]), rec, None)
-                              for s, (rec, _r) in enumerate(batch.scopes)], np.uint32)
-        span_res = res_ord[spans["resource"]] if len(res_ord) else np.zeros(n, np.uint32)
-        span_scope = scope_ord[spans["scope"]] if len(scope_ord) else np.zeros(n, np.uint32)
-        span_svc = self.rec_svc.view()[span_res].astype(np.uint32)
-        # operations: distinct (service, name hash, kind)
+        bufs = [b.buf for b, _r, _ri, _si in items]
+        self._write_attrs = [b.attrs for b, _r, _ri, _si in items]
+        # operations: distinct (service, name hash, kind); Python per new operation only
         key = np.zeros(n, [("svc", "<u4"), ("name", "<u8"), ("kind", "u1")])
-        key["svc"] = span_svc
-        key["name"] = name_h[rows]
-        key["kind"] = np.minimum(spans["kind"], len(KIND_NAMES) - 1)
+        key["svc"], key["name"], key["kind"] = sp["svc"], sp["name"], sp["kind"]
         ukeys, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
         op_of = np.empty(len(ukeys), np.uint32)
         for u, (svc, nh, kind) in enumerate(ukeys.tolist()):
             o = self.op_map.get((svc, nh, kind))
             if o is None:
-                r = int(rows[first_row[u]])
-                off, ln = int(spans_all["name_off"][r]), int(spans_all["name_len"][r])
+                r = first_row[u]
+                batch = items[int(sp["batch"][r])][0]
+                row = int(sp["row"][r])
+                off, ln = int(batch.spans["name_off"][row]), int(batch.spans["name_len"][row])
                 o = self.op_map[(svc, nh, kind)] = len(self.ops)
-                self.ops.append((svc, buf[off:off + ln].decode("utf-8", "replace"), kind))
+                self.ops.append((svc, batch.buf[off:off + ln].decode("utf-8", "replace"), kind))
                 self.op_svc.extend([svc])
                 self.op_bm.append(BitMap())
             op_of[u] = o
         span_op = op_of[inverse.reshape(-1)]
-        # traces
-        tids = spans["trace_id"]
-        utids, tfirst, tinv = np.unique(tids, return_index=True, return_inverse=True)
-        tinv = tinv.reshape(-1)
+        # traces: Python per trace of the write
+        utids, tinv = np.unique(sp["tid"], return_inverse=True)
         t_of = np.empty(len(utids), np.uint32)
         new = []
         for u, tid in enumerate(utids.tolist()):
@@ -324,47 +423,87 @@ class PartitionIndex:
             self.t_spans.extend(np.zeros(k, np.uint32))
             self.t_errors.extend(np.zeros(k, np.uint32))
             self.t_root.extend(np.full(k, -1, np.int64))
-        span_trace = t_of[tinv]
-        # columns
         cols = np.zeros(n, SPAN_COLS)
-        cols["trace"] = span_trace
-        cols["start"] = spans["start_ns"]
-        cols["end"] = spans["end_ns"]
-        cols["kind"] = key["kind"]
-        cols["status"] = np.minimum(spans["status_code"], 2)
+        cols["trace"] = t_of[tinv.reshape(-1)]
+        for f in ("start", "end", "kind", "status", "res", "scope", "sid", "pid"):
+            cols[f] = sp[f]
         cols["op"] = span_op
-        cols["res"] = span_res
-        cols["scope"] = span_scope
-        cols["sid"] = spans["span_id"].view("<u8")
-        cols["pid"] = np.where(spans["parent_id_len"] > 0, spans["parent_span_id"].view("<u8"), 0)
         self._apply(cols, ords, span_op)
-        # span, event and link terms
-        attrs = batch.attrs
-        if len(attrs):
-            pos = np.full(len(spans_all), -1, np.int64)
-            pos[rows] = np.arange(n)
-            arow_span = pos[attrs["span"]]
-            keep = (term_h != 0) & (arow_span >= 0)
-            if self.allow or self.deny:
-                keep &= self._key_filter(buf, attrs)
-            idx = np.flatnonzero(keep)
-            if len(idx):
-                h = term_h[idx]
-                a_ords = ords[arow_span[idx]]
-                order = np.lexsort((a_ords, h))
-                h, a_ords, idx = h[order], a_ords[order], idx[order]
-                starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1])))
-                ends = np.append(starts[1:], len(h))
-                all_ords = _aa(a_ords)
-                terms = self.terms
-                dirty = self._dirty
-                for s, e, th in zip(starts.tolist(), ends.tolist(), h[starts].tolist()):
-                    bm = terms.get(th)
-                    if bm is None:
-                        bm = terms[th] = BitMap()
-                        self._learn_row(th, buf, attrs[idx[s]])
-                    bm.update(all_ords[s:e])
-                    dirty.add(b"B" + _U64BE.pack(th))
+        if attr_parts:
+            ap = np.concatenate(attr_parts)
+            arena = np.concatenate(arenas) if arenas else np.zeros(0, np.uint8)
+            self._add_terms(bufs, ap, ords[ap["span"]], arena)
+        self._write_attrs = []
+
+    def _add_terms(self, bufs, ap, a_ords, arena: np.ndarray) -> None:
+        """Frequent terms into bitmaps, rare ones into a postings run; learn new keys."""
+        h, kh = ap["hash"], ap["key"]
+        ukh, kfirst = np.unique(kh, return_index=True)
+        for k, first in zip(ukh.tolist(), kfirst.tolist()):
+            if k not in self.key_names:
+                row = ap[first]
+                attr = self._write_attrs[int(row["batch"])][int(row["row"])]
+                ko, kl = int(attr["key_off"]), int(attr["key_len"])
+                self.key_names[k] = (int(row["where"]),
+                                     bufs[int(row["batch"])][ko:ko + kl].decode("utf-8", "replace"))
+                self._new_keys.append(k)
+        uh, inv, cnt = np.unique(h, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)
+        to_bm = (cnt >= PROMOTE) | np.isin(uh, self.bm_hashes, assume_unique=True)
+        row_bm = to_bm[inv]
+        sel = np.flatnonzero(row_bm)
+        if len(sel):
+            bh, bo, bsel = h[sel], a_ords[sel], sel
+            order = np.lexsort((bo, bh))
+            bh, bo, bsel = bh[order], bo[order], bsel[order]
+            starts = np.flatnonzero(np.concatenate(([True], bh[1:] != bh[:-1])))
+            ends = np.append(starts[1:], len(bh))
+            all_ords = _aa(bo)
+            terms, dirty, created = self.terms, self._dirty, []
+            for st, e, th in zip(starts.tolist(), ends.tolist(), bh[starts].tolist()):
+                bm = terms.get(th)
+                if bm is None:
+                    bm = terms[th] = BitMap()
+                    created.append(th)
+                    row = ap[bsel[st]]
+                    attr = self._write_attrs[int(row["batch"])][int(row["row"])]
+                    self._learn_row(th, bufs[int(row["batch"])], attr)
+                bm.update(all_ords[st:e])
+                dirty.add(b"B" + _U64BE.pack(th))
+            if created:
+                self.bm_hashes = np.union1d(self.bm_hashes, np.array(created, np.uint64))
+        rare = np.flatnonzero(~row_bm)
+        if len(rare):
+            self._add_run(ap[rare], a_ords[rare], arena)
+
+    def _add_run(self, ap, ords, arena: np.ndarray) -> None:
+        rows = np.zeros(len(ap), RARE)
+        rows["hash"], rows["key"], rows["ord"] = ap["hash"], ap["key"], ords
+        rows["where"], rows["vtype"], rows["num"] = ap["where"], ap["vtype"], ap["num"]
+        lens = ap["tlen"].astype(np.int64)
+        starts = np.cumsum(lens) - lens
+        total = int(lens.sum())
+        if total:
+            src = np.repeat(ap["toff"].astype(np.int64) - starts, lens) + np.arange(total)
+            run_arena = arena[src].tobytes()
+        else:
+            run_arena = b""
+        rows["toff"], rows["tlen"] = starts, lens
+        rows = rows[np.argsort(rows["hash"], kind="stable")]
+        self._pending_runs.append((rows, run_arena))
+        self.levels[0].append((np.ascontiguousarray(rows["hash"]), rows, run_arena))
+        level = 0
+        while len(self.levels[level]) >= FANOUT:  # each posting is merged log_FANOUT(n) times
+            merged = _merge_runs([(r, a) for _h, r, a in self.levels[level]])
+            self.levels[level] = []
+            if level + 1 == len(self.levels):
+                self.levels.append([])
+            self.levels[level + 1].append(merged)
+            level += 1
+
+    @property
+    def runs(self) -> list:
+        return [run for level in self.levels for run in level]
 
     def _key_filter(self, buf, attrs) -> np.ndarray:
         keys = [buf[o:o + n].decode("utf-8", "replace")
@@ -440,14 +579,25 @@ class PartitionIndex:
             if self._new_terms:
                 rows = [[h, *self.dictionary[h]] for h in self._new_terms]
                 put(b"D" + _U32BE.pack(len(self.dictionary)), json.dumps(rows).encode(), db=db)
+            if self._new_keys:
+                rows = [[k, *self.key_names[k]] for k in self._new_keys]
+                put(b"K" + _U32BE.pack(len(self.key_names)), json.dumps(rows).encode(), db=db)
+            if self._pending_runs:
+                _h, rows, arena = _merge_runs(self._pending_runs)
+                put(b"P" + _U32BE.pack(self._saved_runs), rows.tobytes(), db=db)
+                put(b"A" + _U32BE.pack(self._saved_runs), arena, db=db)
+                self._saved_runs += 1
             for key in self._dirty:
                 put(key, self._bitmap_for(key).serialize(), db=db)
             head = {"format": FORMAT, "watermark": watermark, "spans": self.cols.n,
                     "traces": self.t_id.n, "services": len(self.services), "ops": len(self.ops),
-                    "records": len(self.records), "max_value_len": self.max_value_len}
+                    "records": len(self.records), "max_value_len": self.max_value_len,
+                    "runs": self._saved_runs}
             put(b"H", json.dumps(head).encode(), db=db)
             self._saved = {k: head[k] for k in s}
             self._new_terms = []
+            self._new_keys = []
+            self._pending_runs = []
             self._dirty = set()
             self.watermark = watermark
 
@@ -467,7 +617,8 @@ class PartitionIndex:
         head = json.loads(head)
         if head.get("format") != FORMAT or head.get("max_value_len") != self.max_value_len:
             return False
-        segs = {b"C": [], b"T": [], b"S": [], b"O": [], b"R": [], b"D": []}
+        segs = {b"C": [], b"T": [], b"S": [], b"O": [], b"R": [], b"D": [], b"K": [], b"P": [],
+                b"A": []}
         bitmaps = []
         for key, value in txn.cursor(db=db):
             tag = key[:1]
@@ -499,6 +650,14 @@ class PartitionIndex:
             for h, where, key, text, vtype in json.loads(v):
                 self.dictionary[h] = (where, key, text, vtype)
                 self.keys.setdefault((where, key), []).append(h)
+        for _, v in segs[b"K"]:
+            for k, where, key in json.loads(v):
+                self.key_names[k] = (where, key)
+        runs = [(np.frombuffer(p, RARE), a) for (_, p), (_, a) in
+                zip(segs[b"P"][:head["runs"]], segs[b"A"][:head["runs"]])]
+        if runs:
+            self.levels = [[], [_merge_runs(runs)]]
+        self._saved_runs = head["runs"]
         for key, value in bitmaps:
             bm = BitMap.deserialize(value)
             tag = key[:1]
@@ -510,6 +669,7 @@ class PartitionIndex:
                           b"r": self.rec_bm, b"s": self.svc_bm}[tag]
                 if ident < len(target):
                     target[ident] = bm
+        self.bm_hashes = np.array(sorted(self.terms), np.uint64)
         # span columns and the trace table they imply
         for i, tid in enumerate(tids.tolist()):
             self.tmap[tid] = i
@@ -541,7 +701,24 @@ class PartitionIndex:
             if not recs:
                 return _EMPTY
             return BitMap.union(*(self.rec_bm[r] for r in recs)) if len(recs) > 1 else self.rec_bm[next(iter(recs))]
-        return self.terms.get(h, _EMPTY)
+        bm = self.terms.get(h, _EMPTY)
+        found = []
+        for hashes, rows, _arena in self.runs:
+            lo = np.searchsorted(hashes, h, "left")
+            hi = np.searchsorted(hashes, h, "right")
+            if hi > lo:
+                found.append(rows["ord"][lo:hi])
+        if not found:
+            return bm
+        return bm | BitMap(_aa(np.concatenate(found)))
+
+    def rare_values(self, where: int, key: str):
+        """``(rows, arena, row indices)`` of each postings run holding values of the key."""
+        kh = np.uint64(key_hash(where, key.encode()))
+        for _hashes, rows, arena in self.runs:
+            sel = np.flatnonzero(rows["key"] == kh)
+            if len(sel):
+                yield rows, arena, sel
 
     def attr_spans(self, cond: C.Cond) -> BitMap:
         """Spans with the attribute condition true somewhere in its scope."""
@@ -562,6 +739,23 @@ class PartitionIndex:
                         continue
                     if match(text):
                         parts.append(self._term_spans(h, w))
+                if w in (W_RESOURCE, W_SCOPE):
+                    continue
+                for rows, arena, sel in self.rare_values(w, attr.key):
+                    if cond.op == "exists":
+                        hit = sel
+                    elif numeric:
+                        vt, num = rows["vtype"][sel], rows["num"][sel]
+                        val = np.where(vt == VT_INT, num.astype(np.float64), num.view(np.float64))
+                        ok = (vt == VT_INT) | (vt == VT_DOUBLE)
+                        ok &= {"<": np.less, "<=": np.less_equal, ">": np.greater,
+                               ">=": np.greater_equal}[cond.op](val, float(cond.value))
+                        hit = sel[ok]
+                    else:
+                        hit = np.array([i for i in sel.tolist() if match(_rare_text(rows, arena, i))],
+                                       np.int64)
+                    if len(hit):
+                        parts.append(BitMap(_aa(rows["ord"][hit])))
         parts = [p for p in parts if p]
         if not parts:
             return BitMap()

@@ -12,8 +12,8 @@ import numpy as np
 from collector.model import KIND_NAMES
 from collector.store import criteria as C
 from collector.store.contract import FLAG_ERROR
-from collector.store.index import NO_SERVICE, SCOPE_WHERE
-from collector.store.terms import VALUE_TYPES, W_RESOURCE
+from collector.store.index import NO_SERVICE, SCOPE_WHERE, _rare_text
+from collector.store.terms import VALUE_TYPES, W_RESOURCE, W_SCOPE
 
 MATCHED_PER_TRACE = 3
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -177,6 +177,7 @@ class SearchMixin:
         for part in self._search_parts(start_ns, end_ns):
             with part.index.lock:
                 keys.update(k for (w, k) in part.index.keys if w in wheres)
+                keys.update(k for (w, k) in part.index.key_names.values() if w in wheres)
         return sorted(keys)
 
     def tag_values(self, attr, service=None, start_ns=None, end_ns=None, limit=1000):
@@ -199,6 +200,15 @@ class SearchMixin:
                         out.add((text, VALUE_TYPES.get(vtype, "string")))
                         if len(out) >= limit:
                             return sorted(out)
+                    if w in (W_RESOURCE, W_SCOPE):
+                        continue
+                    for rows, arena, sel in ix.rare_values(w, attr.key):
+                        if svc_bm is not None:
+                            sel = sel[np.isin(rows["ord"][sel], np.frombuffer(svc_bm.to_array(), np.uint32))]
+                        for i in sel.tolist():
+                            out.add((_rare_text(rows, arena, i), VALUE_TYPES.get(int(rows["vtype"][i]), "string")))
+                            if len(out) >= limit:
+                                return sorted(out)
         return sorted(out)
 
     def dependencies(self, start_ns, end_ns) -> list[tuple[str, str, int]]:

@@ -106,9 +106,12 @@ def test_values_compare_by_their_string_form():
 
 # ---------------------------------------------------------------- semantics beyond Jaeger
 
-@pytest.fixture
-def shop(tmp_path):
-    """Three traces over two services with known attributes, durations, kinds and errors."""
+@pytest.fixture(params=[1, 1000], ids=["bitmap-terms", "postings-terms"])
+def shop(tmp_path, request, monkeypatch):
+    """Three traces over two services with known attributes, durations, kinds and errors.
+
+    Run twice: every term in a bitmap, and every term in the rare-term postings runs."""
+    monkeypatch.setattr("collector.store.index.PROMOTE", request.param)
     store = HotStore(tmp_path, SMALL, LimitsConfig())
     req = ExportTraceServiceRequest()
     # trace 1: frontend GET /cart (server, 50 ms) → cart (client call, error) — 3 spans
@@ -251,6 +254,7 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.parametrize("checkpoint_s", [0.05, 3600.0], ids=["checkpointing", "no-checkpoint"])
 def test_index_is_rebuilt_past_the_watermark_after_kill_9(tmp_path, checkpoint_s):
+    # the batch attribute repeats on all 20 spans: a bitmap term; service names are records
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(checkpoint_s)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
     acked = 0
