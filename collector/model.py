@@ -110,5 +110,33 @@ class SpanBatch:
         return SpanBatch(self.buf, spans, attrs, self.resources, self.scopes)
 
 
+def concat_batches(batches: list) -> SpanBatch:
+    """One batch holding every span of ``batches`` in order (buffers joined, offsets moved)."""
+    if len(batches) == 1:
+        return batches[0]
+    bases = np.cumsum([0] + [len(b.buf) for b in batches[:-1]], dtype=np.int64)
+    span_bases = np.cumsum([0] + [len(b.spans) for b in batches[:-1]], dtype=np.int64)
+    attr_bases = np.cumsum([0] + [len(b.attrs) for b in batches[:-1]], dtype=np.int64)
+    res_bases = np.cumsum([0] + [len(b.resources) for b in batches[:-1]], dtype=np.int64)
+    scope_bases = np.cumsum([0] + [len(b.scopes) for b in batches[:-1]], dtype=np.int64)
+    spans = np.concatenate([b.spans for b in batches])
+    attrs = np.concatenate([b.attrs for b in batches])
+    ns = [len(b.spans) for b in batches]
+    na = [len(b.attrs) for b in batches]
+    span_buf = np.repeat(bases, ns).astype(np.uint32)
+    spans["span_off"] += span_buf
+    spans["name_off"] += span_buf
+    spans["resource"] += np.repeat(res_bases, ns).astype(np.uint32)
+    spans["scope"] += np.repeat(scope_bases, ns).astype(np.uint32)
+    spans["attr_start"] += np.repeat(attr_bases, ns).astype(np.uint32)
+    attr_buf = np.repeat(bases, na).astype(np.uint32)
+    attrs["span"] += np.repeat(span_bases, na).astype(np.uint32)
+    attrs["key_off"] += attr_buf
+    attrs["val_off"] += attr_buf
+    resources = [r for b in batches for r in b.resources]
+    scopes = [(rec, int(ri) + int(res_bases[i])) for i, b in enumerate(batches) for rec, ri in b.scopes]
+    return SpanBatch(b"".join(b.buf for b in batches), spans, attrs, resources, scopes)
+
+
 def empty_batch(buf: bytes = b"") -> SpanBatch:
     return SpanBatch(buf, np.zeros(0, SPAN_DTYPE), np.zeros(0, ATTR_DTYPE), [], [])

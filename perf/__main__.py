@@ -6,7 +6,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf import decode_bench, loadgen, thrift_bench, zipkin_bench
+    from perf import decode_bench, loadgen, search_bench, thrift_bench, zipkin_bench
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
+    p = sub.add_parser("search", help="search and trace-by-ID latency over a loaded store",
+                       description=(search_bench.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    search_bench.add_arguments(p)
+    p.set_defaults(func=search_bench.run)
     return parser
 
 

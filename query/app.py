@@ -10,7 +10,9 @@ import asyncio
 from pathlib import Path
 from typing import Callable
 
+import orjson
 from quart import Quart, Response, jsonify, send_from_directory
+from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
@@ -19,9 +21,25 @@ from query import jaeger_api, tempo_api, zipkin_api
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
+class FastJSON(DefaultJSONProvider):
+    """JSON bodies through orjson: search answers carry hundreds of spans, and the stdlib
+    encoder was a third of a search's time.  Key order is kept (each API's documented order)."""
+
+    def dumps(self, obj, **kwargs) -> str:
+        return orjson.dumps(obj, default=self.default,
+                            option=orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS).decode()
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(
+            orjson.dumps(obj, default=self.default, option=orjson.OPT_NON_STR_KEYS),
+            mimetype=self.mimetype)
+
+
 def create_app(config: Config, reader, metrics: Metrics,
                ready: Callable[[], bool] = lambda: True) -> Quart:
     app = Quart("clew", static_folder=None)
+    app.json = FastJSON(app)
     app.json.sort_keys = False  # keep each API's documented field order
     ui_dir = Path(config.query.ui_dir) if config.query.ui_dir else UI_DIR
 

@@ -321,10 +321,17 @@ def _found_traces(reader, query: TraceQuery) -> list[bytes]:
     """Serialized ``TracesData`` of every trace the search finds, whole, newest first."""
     out = []
     for summary in reader.find_traces(query):
-        raw = traces_data_bytes(reader, summary.trace_id)
+        # the searcher already read the trace to count its services: reuse it
+        raw = (summary.trace.to_traces_data() if summary.trace is not None
+               else traces_data_bytes(reader, summary.trace_id))
         if raw is not None:  # gone between the search and the read (retention)
             out.append(raw)
     return out
+
+
+def _rendered_traces(reader, query: TraceQuery) -> list[dict]:
+    """The found traces in the Jaeger UI model (rendered in the worker thread, off the loop)."""
+    return [to_jaeger_trace(trace_pb2.TracesData.FromString(r)) for r in _found_traces(reader, query)]
 
 
 def _traces_by_id(reader, trace_ids: list[bytes]) -> list[tuple[bytes, bytes | None]]:
@@ -427,8 +434,8 @@ def blueprint(config, reader) -> Blueprint:
                 else:
                     data.append(to_jaeger_trace(trace_pb2.TracesData.FromString(raw)))
             return jsonify(envelope(data, errors or None))
-        raws = await call(_found_traces, reader, query)
-        return jsonify(envelope([to_jaeger_trace(trace_pb2.TracesData.FromString(r)) for r in raws]))
+        rendered = await call(_rendered_traces, reader, query)
+        return jsonify(envelope(rendered))
 
     @bp.get("/api/traces/<trace_id>")
     async def jaeger_trace(trace_id: str):

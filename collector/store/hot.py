@@ -294,10 +294,10 @@ class HotStore(SearchMixin):
         """Index what was just committed (before it is acknowledged, so a search right after the
         acknowledgement finds it); checkpoint the index now and then.  An indexing failure is
         logged and never fails the write: the spans are durable and re-indexed on restart."""
+        if part.index_failed:
+            return  # logged once; the partition is re-indexed from its chunks on restart
         try:
             part.index.add_many(items)
-            if part.index_failed:
-                return
             if time.monotonic() - part.checkpointed_at >= self.index_config.checkpoint_s:
                 part.checkpoint()
         except Exception:

@@ -36,7 +36,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from pyroaring import BitMap
 
 from collector.codec import twin
-from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING
+from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING, concat_batches
 from collector.store import criteria as C
 from collector.store.terms import (VALUE_TYPES, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
                                    double_text, key_hash, term_hash)
@@ -106,6 +106,25 @@ def _aa(ords: np.ndarray) -> array.array:
 
 def _np(bm: BitMap) -> np.ndarray:
     return np.frombuffer(bm.to_array(), np.uint32) if bm else np.zeros(0, np.uint32)
+
+
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _groups(primary: np.ndarray, secondary: np.ndarray | None = None):
+    """``(first row of each distinct value, group number of every row)``, groups in sorted order."""
+    order = np.argsort(primary, kind="stable") if secondary is None else np.lexsort((secondary, primary))
+    p = primary[order]
+    change = np.empty(len(p), bool)
+    change[:1] = True
+    change[1:] = p[1:] != p[:-1]
+    if secondary is not None:
+        q = secondary[order]
+        change[1:] |= q[1:] != q[:-1]
+    group_sorted = np.cumsum(change) - 1
+    inverse = np.empty(len(p), np.int64)
+    inverse[order] = group_sorted
+    return order[change], inverse
 
 
 def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -327,6 +346,12 @@ class PartitionIndex:
         items = [(b, np.asarray(r, np.int64), ri, si) for b, r, ri, si in items if len(r)]
         if not items:
             return
+        if len(items) > 1:  # one batch for the whole write: every numpy step runs once
+            offsets = np.cumsum([0] + [len(b.spans) for b, _r, _ri, _si in items[:-1]])
+            items = [(concat_batches([b for b, _r, _ri, _si in items]),
+                      np.concatenate([r + o for (_b, r, _ri, _si), o in zip(items, offsets)]),
+                      np.concatenate([ri for _b, _r, ri, _si in items]),
+                      np.concatenate([si for _b, _r, _ri, si in items]))]
         span_terms = twin("terms").span_terms
         hashed = [span_terms(b.buf, b.spans, b.attrs, self.max_value_len) for b, _r, _ri, _si in items]
         with self.lock:
@@ -388,14 +413,13 @@ class PartitionIndex:
         bufs = [b.buf for b, _r, _ri, _si in items]
         self._write_attrs = [b.attrs for b, _r, _ri, _si in items]
         # operations: distinct (service, name hash, kind); Python per new operation only
-        key = np.zeros(n, [("svc", "<u4"), ("name", "<u8"), ("kind", "u1")])
-        key["svc"], key["name"], key["kind"] = sp["svc"], sp["name"], sp["kind"]
-        ukeys, first_row, inverse = np.unique(key, return_index=True, return_inverse=True)
-        op_of = np.empty(len(ukeys), np.uint32)
-        for u, (svc, nh, kind) in enumerate(ukeys.tolist()):
+        okey = (sp["name"] ^ (sp["svc"].astype(np.uint64) * _GOLD)) + sp["kind"].astype(np.uint64)
+        first_row, inverse = _groups(okey)
+        op_of = np.empty(len(first_row), np.uint32)
+        for u, r in enumerate(first_row.tolist()):
+            svc, nh, kind = int(sp["svc"][r]), int(sp["name"][r]), int(sp["kind"][r])
             o = self.op_map.get((svc, nh, kind))
             if o is None:
-                r = first_row[u]
                 batch = items[int(sp["batch"][r])][0]
                 row = int(sp["row"][r])
                 off, ln = int(batch.spans["name_off"][row]), int(batch.spans["name_len"][row])
@@ -404,12 +428,13 @@ class PartitionIndex:
                 self.op_svc.extend([svc])
                 self.op_bm.append(BitMap())
             op_of[u] = o
-        span_op = op_of[inverse.reshape(-1)]
+        span_op = op_of[inverse]
         # traces: Python per trace of the write
-        utids, tinv = np.unique(sp["tid"], return_inverse=True)
-        t_of = np.empty(len(utids), np.uint32)
+        tid2 = np.ascontiguousarray(sp["tid"]).view("<u8").reshape(-1, 2)
+        tfirst, tinv = _groups(tid2[:, 0], tid2[:, 1])
+        t_of = np.empty(len(tfirst), np.uint32)
         new = []
-        for u, tid in enumerate(utids.tolist()):
+        for u, tid in enumerate(sp["tid"][tfirst].tolist()):
             o = self.tmap.get(tid)
             if o is None:
                 o = self.tmap[tid] = self.t_id.n + len(new)
@@ -424,7 +449,7 @@ class PartitionIndex:
             self.t_errors.extend(np.zeros(k, np.uint32))
             self.t_root.extend(np.full(k, -1, np.int64))
         cols = np.zeros(n, SPAN_COLS)
-        cols["trace"] = t_of[tinv.reshape(-1)]
+        cols["trace"] = t_of[tinv]
         for f in ("start", "end", "kind", "status", "res", "scope", "sid", "pid"):
             cols[f] = sp[f]
         cols["op"] = span_op
