@@ -553,7 +553,8 @@ class PartitionIndex:
         """Append columns and fold them into the trace table and the per-name bitmaps."""
         self.cols.extend(cols)
         tr = cols["trace"]
-        np.minimum.at(self.t_start.a, tr, cols["start"])
+        timed = cols["start"] > 0  # a span without a start time (Zipkin allows it) does not move the trace's start
+        np.minimum.at(self.t_start.a, tr[timed], cols["start"][timed])
         np.maximum.at(self.t_end.a, tr, cols["end"])
         np.add.at(self.t_spans.a, tr, 1)
         err = cols["status"] == 2
@@ -708,7 +709,8 @@ class PartitionIndex:
         self.cols.extend(cols)
         if len(cols):
             tr = cols["trace"]
-            np.minimum.at(self.t_start.a, tr, cols["start"])
+            timed = cols["start"] > 0  # a span without a start time does not move the trace's start
+            np.minimum.at(self.t_start.a, tr[timed], cols["start"][timed])
             np.maximum.at(self.t_end.a, tr, cols["end"])
             self.t_spans.a[:k] = np.bincount(tr, minlength=k)[:k]
             self.t_errors.a[:k] = np.bincount(tr[cols["status"] == 2], minlength=k)[:k]
@@ -872,7 +874,9 @@ class PartitionIndex:
         hit[self.cols.a["trace"][spans]] = True
         t = np.flatnonzero(hit)
         if query.trace_min_duration_ns is not None or query.trace_max_duration_ns is not None:
-            d = self.t_end.a[t].astype(np.int64) - self.t_start.a[t].astype(np.int64)
+            st = self.t_start.a[t]
+            st = np.where(st == np.iinfo(np.uint64).max, self.t_end.a[t], st)  # untimed spans only
+            d = self.t_end.a[t].astype(np.int64) - st.astype(np.int64)
             keep = np.ones(len(t), bool)
             if query.trace_min_duration_ns is not None:
                 keep &= d >= query.trace_min_duration_ns

@@ -16,6 +16,7 @@ from collector.store.index import NO_SERVICE, SCOPE_WHERE, _rare_text
 from collector.store.terms import VALUE_TYPES, W_RESOURCE, W_SCOPE
 
 MATCHED_PER_TRACE = 3
+_UNTIMED = np.uint64(np.iinfo(np.uint64).max)  # trace start when none of its spans has a start time
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -50,6 +51,7 @@ class SearchMixin:
                 if not len(t):
                     continue
                 st = ix.t_start.a[t]
+                st = np.where(st == _UNTIMED, 0, st)  # only untimed spans: oldest
                 if len(t) > keep:
                     top = np.argpartition(st, len(t) - keep)[len(t) - keep:]
                     t, st = t[top], st[top]
@@ -108,6 +110,8 @@ class SearchMixin:
                 if t is None:
                     continue
                 start, end = int(ix.t_start.a[t]), int(ix.t_end.a[t])
+                if start == int(_UNTIMED):
+                    start = end
                 spans, errors, root = int(ix.t_spans.a[t]), int(ix.t_errors.a[t]), int(ix.t_root.a[t])
                 root_svc, root_name = ix.op_name(root) if root >= 0 else ("", "")
             if summary is None:

@@ -238,8 +238,6 @@ def test_search_order_is_nearest_to_end_ts(srv):
     assert len(got) == len(FILES)
 
 
-@pytest.mark.xfail(strict=True, reason="store: a trace's start counts spans without a timestamp (start 0), "
-                                       "so a trace with untimed spans sorts as the oldest")
 def test_search_order_ignores_spans_without_timestamp(srv):
     got = [t[0]["traceId"] for t in ok(srv, "/api/v2/traces", **ALL)]
     assert got == reference_traces(ALL)

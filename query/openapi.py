@@ -1,0 +1,756 @@
+"""Query stage: the OpenAPI 3.1 document of every route the query port serves (``GET /api/openapi.json``).
+
+The document is written by hand, route by route, from the blueprints (``jaeger_api``,
+``zipkin_api``, ``tempo_api`` and ``app``) and their docs (``docs/api-*.md``).  It aims to be
+accurate rather than exhaustive: every schema field listed is one the code emits, and objects
+are left open (no ``additionalProperties: false``) so that a field added later does not make
+old clients' validation fail.  ``tests/query/test_openapi.py`` fails when a route is added
+without being documented here, or documented without existing.
+
+Path parameters keep the names the routes use (``{trace_id}``, ``{service}``, ``{tag}``).
+Custom ``format`` values: ``go-duration`` (Go ``time.Duration`` text such as ``1.5ms``, ``100us``,
+``1h30m``), ``hex`` (hexadecimal IDs), ``logfmt`` and ``traceql``.
+"""
+from __future__ import annotations
+
+from importlib import metadata
+
+from quart import Blueprint, jsonify
+
+from collector.store.criteria import KINDS
+from query import jaeger_api, tempo_api, zipkin_api
+from query.params import MAX_LIMIT
+
+__all__ = ["blueprint", "document", "OPENAPI_VERSION"]
+
+OPENAPI_VERSION = "3.1.0"
+JSON_SCHEMA_DIALECT = "https://spec.openapis.org/oas/3.1/dialect/base"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("clew")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0.0.0"
+
+
+TAGS = [
+    {"name": "Jaeger v1", "description": "Jaeger's classic HTTP API (the Jaeger UI model inside "
+                                         "Jaeger's envelope). See docs/api-jaeger.md."},
+    {"name": "Jaeger api_v3", "description": "Jaeger's api_v3 over HTTP (OTLP/JSON, as Jaeger's "
+                                             "grpc-gateway answers). See docs/api-jaeger.md."},
+    {"name": "Zipkin v2", "description": "Zipkin's v2 query API; every route also answers under "
+                                         "/zipkin/api/v2. See docs/api-zipkin.md."},
+    {"name": "Tempo", "description": "Grafana Tempo's HTTP query API. See docs/api-tempo.md."},
+    {"name": "Operations", "description": "Health, readiness, metrics, this document and the UI."},
+]
+
+
+# --------------------------------------------------------------------------- small builders
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _array(items: dict, **extra) -> dict:
+    return {"type": "array", "items": items, **extra}
+
+
+_STRINGS = _array({"type": "string"})
+
+
+def _obj(properties: dict, required=(), description: str | None = None) -> dict:
+    out = {"type": "object"}
+    if description:
+        out["description"] = description
+    if required:
+        out["required"] = list(required)
+    out["properties"] = properties
+    return out
+
+
+def _q(name: str, schema: dict, description: str, *, required: bool = False,
+       deprecated: bool = False, repeat: bool = False, example=None) -> dict:
+    """A query parameter.  ``repeat``: the parameter may be given several times (``a=1&a=2``)."""
+    param = {"name": name, "in": "query", "description": description}
+    if required:
+        param["required"] = True
+    if deprecated:
+        param["deprecated"] = True
+    if repeat:
+        param["schema"] = _array(schema)
+        param["style"] = "form"
+        param["explode"] = True
+    else:
+        param["schema"] = schema
+    if example is not None:
+        param["example"] = example
+    return param
+
+
+def _path(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(tags, operation_id: str, summary: str, responses: dict, parameters=(),
+        description: str | None = None) -> dict:
+    op = {"tags": list(tags), "operationId": operation_id, "summary": summary}
+    if description:
+        op["description"] = description
+    if parameters:
+        op["parameters"] = list(parameters)
+    op["responses"] = responses
+    return op
+
+
+# Parameter schemas.
+_TEXT = {"type": "string", "maxLength": 1024}
+_DURATION = {"type": "string", "format": "go-duration", "examples": ["1.5ms", "100us", "2s", "1h30m"]}
+_TRACE_ID = {"type": "string", "format": "hex", "pattern": "^[0-9a-fA-F]{1,32}$",
+             "examples": ["4bf92f3577b34da6a3ce929d0e0e4736", "a3ce929d0e0e4736"]}
+_GO_BOOL = {"type": "string", "enum": ["1", "t", "T", "TRUE", "true", "True",
+                                       "0", "f", "F", "FALSE", "false", "False"]}
+_LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+_KIND_TEXT = {"type": "string", "examples": list(KINDS)}
+_RFC3339 = {"type": "string", "format": "date-time", "examples": ["2024-01-02T03:04:05.123456789Z"]}
+_UNIX_S = {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**32 - 1}
+_TRACE_ID_PATH_DOC = ("Trace ID: 1 to 32 hex digits, any case; a shorter ID is left-padded with "
+                      "zeros to 128 bits. Zero is refused.")
+
+
+# --------------------------------------------------------------------------- component schemas
+
+
+def _schemas() -> dict:
+    hex16 = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
+    hex16_or_32 = {"type": "string", "pattern": "^[0-9a-f]{16}([0-9a-f]{16})?$"}
+    hex32 = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+    uint64_text = {"type": "string", "pattern": "^[0-9]+$"}
+    s = {}
+
+    # ---------------------------------------------------------------- shared
+    s["DependencyLink"] = _obj({
+        "parent": {"type": "string", "description": "service of the parent span"},
+        "child": {"type": "string", "description": "service of the child span"},
+        "callCount": {"type": "integer", "minimum": 1, "description": "spans of child whose parent span is in parent"},
+    }, ["parent", "child", "callCount"], "A service link: spans of `child` whose parent span is in `parent`.")
+    s["ErrorMessage"] = _obj({"error": {"type": "string", "description": "the parameter and what is wrong with it"}},
+                             ["error"], "Error body of the Zipkin and Tempo routes.")
+
+    # ---------------------------------------------------------------- Jaeger v1
+    s["JaegerErrorItem"] = _obj({
+        "code": {"type": "integer", "description": "HTTP status; absent for a trace not found by a `traceID` search"},
+        "msg": {"type": "string"},
+        "traceID": {"type": "string", "description": "the trace that was not found (`traceID` searches)"},
+    }, ["msg"])
+    s["JaegerEnvelope"] = _obj({
+        "data": {"description": "the answer; its shape depends on the route"},
+        "total": {"type": "integer", "description": "number of items for the listings; 0 elsewhere"},
+        "limit": {"type": "integer", "description": "always 0, as Jaeger writes it"},
+        "offset": {"type": "integer", "description": "always 0, as Jaeger writes it"},
+        "errors": {"type": ["array", "null"], "items": _ref("JaegerErrorItem")},
+    }, ["data", "total", "limit", "offset", "errors"], "Jaeger's classic API response envelope.")
+    s["JaegerErrorResponse"] = {
+        "description": "A classic API error: the envelope with `data` null and the error in `errors`.",
+        "allOf": [_ref("JaegerEnvelope"), {"type": "object", "properties": {
+            "data": {"type": "null"},
+            "errors": {"type": "array", "minItems": 1, "items": _ref("JaegerErrorItem")}}}],
+    }
+    s["JaegerKeyValue"] = _obj({
+        "key": {"type": "string"},
+        "type": {"type": "string", "enum": ["string", "bool", "int64", "float64", "binary"]},
+        "value": {"type": ["string", "number", "boolean"],
+                  "description": "int64 outside ±(2^53−1) and non-finite float64 are strings; binary is base64"},
+    }, ["key", "type", "value"])
+    s["JaegerReference"] = _obj({
+        "refType": {"type": "string", "enum": ["CHILD_OF", "FOLLOWS_FROM"]},
+        "traceID": hex16_or_32,
+        "spanID": hex16,
+    }, ["refType", "traceID", "spanID"])
+    s["JaegerLog"] = _obj({
+        "timestamp": {"type": "integer", "format": "int64", "description": "epoch microseconds"},
+        "fields": _array(_ref("JaegerKeyValue")),
+    }, ["timestamp", "fields"])
+    s["JaegerProcess"] = _obj({
+        "serviceName": {"type": "string"},
+        "tags": _array(_ref("JaegerKeyValue")),
+    }, ["serviceName", "tags"])
+    s["JaegerSpan"] = _obj({
+        "traceID": hex16_or_32,
+        "spanID": hex16,
+        "operationName": {"type": "string"},
+        "references": _array(_ref("JaegerReference"), description="the parent first (CHILD_OF), then links"),
+        "startTime": {"type": "integer", "format": "int64", "description": "epoch microseconds"},
+        "duration": {"type": "integer", "format": "int64", "description": "microseconds"},
+        "tags": _array(_ref("JaegerKeyValue")),
+        "logs": _array(_ref("JaegerLog")),
+        "processID": {"type": "string", "description": "key into the trace's `processes`"},
+        "warnings": {"type": ["array", "null"], "items": {"type": "string"}},
+    }, ["traceID", "spanID", "operationName", "references", "startTime", "duration", "tags", "logs",
+        "processID", "warnings"])
+    s["JaegerTrace"] = _obj({
+        "traceID": hex16_or_32,
+        "spans": _array(_ref("JaegerSpan")),
+        "processes": {"type": "object", "additionalProperties": _ref("JaegerProcess"),
+                      "description": "processes by ID (`p1`, `p2`…)"},
+        "warnings": {"type": ["array", "null"], "items": {"type": "string"},
+                     "description": "always null: OTLP has no trace-level warnings"},
+    }, ["traceID", "spans", "processes", "warnings"], "One trace in the Jaeger UI JSON model.")
+    s["JaegerOperation"] = _obj({
+        "name": {"type": "string"},
+        "spanKind": {"type": "string", "enum": ["", "internal", "server", "client", "producer", "consumer"],
+                     "description": "an unspecified kind is written \"\", as Jaeger stores it"},
+    }, ["name", "spanKind"])
+
+    # ---------------------------------------------------------------- api_v3 (OTLP/JSON)
+    any_value = _obj({
+        "stringValue": {"type": "string"},
+        "boolValue": {"type": "boolean"},
+        "intValue": {"type": "string", "pattern": "^-?[0-9]+$", "description": "int64 as a decimal string"},
+        "doubleValue": {"type": ["number", "string"], "description": "\"NaN\", \"Infinity\", \"-Infinity\" as strings"},
+        "bytesValue": {"type": "string", "description": "base64"},
+        "arrayValue": _obj({"values": _array(_ref("OtlpAnyValue"))}),
+        "kvlistValue": _obj({"values": _array(_ref("OtlpKeyValue"))}),
+    }, description="An OTLP AnyValue (one member set; absent when empty).")
+    s["OtlpAnyValue"] = any_value
+    s["OtlpKeyValue"] = _obj({"key": {"type": "string"}, "value": _ref("OtlpAnyValue")}, ["key"])
+    attributes = _array(_ref("OtlpKeyValue"))
+    count = {"type": "integer", "minimum": 0}
+    s["OtlpStatus"] = _obj({
+        "code": {"type": "integer", "enum": [0, 1, 2], "description": "0 unset, 1 ok, 2 error; absent when 0"},
+        "message": {"type": "string"},
+    })
+    s["OtlpEvent"] = _obj({
+        "timeUnixNano": uint64_text, "name": {"type": "string"},
+        "attributes": attributes, "droppedAttributesCount": count,
+    })
+    s["OtlpLink"] = _obj({
+        "traceId": hex32, "spanId": hex16, "traceState": {"type": "string"},
+        "attributes": attributes, "droppedAttributesCount": count, "flags": count,
+    })
+    s["OtlpSpan"] = _obj({
+        "traceId": hex32,
+        "spanId": hex16,
+        "traceState": {"type": "string"},
+        "parentSpanId": hex16,
+        "flags": count,
+        "name": {"type": "string"},
+        "kind": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5],
+                 "description": "0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer; absent when 0"},
+        "startTimeUnixNano": uint64_text,
+        "endTimeUnixNano": uint64_text,
+        "attributes": attributes,
+        "droppedAttributesCount": count,
+        "events": _array(_ref("OtlpEvent")),
+        "droppedEventsCount": count,
+        "links": _array(_ref("OtlpLink")),
+        "droppedLinksCount": count,
+        "status": _ref("OtlpStatus"),
+    }, ["traceId", "spanId", "status"], "An OTLP span; fields at their zero value are left out (except `status`).")
+    s["OtlpResource"] = _obj({"attributes": attributes, "droppedAttributesCount": count})
+    s["OtlpScope"] = _obj({"name": {"type": "string"}, "version": {"type": "string"},
+                           "attributes": attributes, "droppedAttributesCount": count})
+    s["OtlpScopeSpans"] = _obj({"scope": _ref("OtlpScope"), "spans": _array(_ref("OtlpSpan")),
+                                "schemaUrl": {"type": "string"}}, ["scope", "spans"])
+    s["OtlpResourceSpans"] = _obj({"resource": _ref("OtlpResource"),
+                                   "scopeSpans": _array(_ref("OtlpScopeSpans")),
+                                   "schemaUrl": {"type": "string"}}, ["resource", "scopeSpans"])
+    s["OtlpTracesData"] = _obj({"resourceSpans": _array(_ref("OtlpResourceSpans"))}, (),
+                               "OTLP/JSON TracesData: hex IDs, enums as integers, 64-bit integers as strings.")
+    s["ApiV3TracesResponse"] = _obj({"result": _ref("OtlpTracesData")}, ["result"])
+    s["ApiV3ServiceSummary"] = _obj({
+        "errorSpanCount": {"type": "integer", "minimum": 0},
+        "name": {"type": "string"},
+        "spanCount": {"type": "integer", "minimum": 0},
+    }, ["errorSpanCount", "name", "spanCount"])
+    s["ApiV3TraceSummary"] = _obj({
+        "errorSpanCount": {"type": "integer", "minimum": 0},
+        "maxEndTimeUnixNano": uint64_text,
+        "minStartTimeUnixNano": uint64_text,
+        "rootOperationName": {"type": "string", "description": "\"\" when the root span is not stored"},
+        "rootServiceName": {"type": "string", "description": "\"\" when the root span is not stored"},
+        "services": _array(_ref("ApiV3ServiceSummary"), description="sorted by name"),
+        "spanCount": {"type": "integer", "minimum": 0},
+        "traceId": hex32,
+    }, ["errorSpanCount", "maxEndTimeUnixNano", "minStartTimeUnixNano", "rootOperationName",
+        "rootServiceName", "services", "spanCount", "traceId"], "Counts are over the whole trace.")
+    s["ApiV3TraceSummariesResponse"] = _obj({"summaries": _array(_ref("ApiV3TraceSummary"))}, ["summaries"])
+    s["ApiV3ServicesResponse"] = _obj({"services": _STRINGS}, ["services"])
+    s["ApiV3Operation"] = _obj({
+        "name": {"type": "string"},
+        "spanKind": {"type": "string", "enum": ["internal", "server", "client", "producer", "consumer"],
+                     "description": "an unspecified kind is written `internal`, as Jaeger's gateway does"},
+    }, ["name", "spanKind"])
+    s["ApiV3OperationsResponse"] = _obj({"operations": _array(_ref("ApiV3Operation"))}, ["operations"])
+    s["ApiV3Error"] = _obj({"error": _obj({"httpCode": {"type": "integer"}, "message": {"type": "string"}},
+                                          ["httpCode", "message"])},
+                           ["error"], "Error body of the api_v3 routes (Jaeger's grpc-gateway shape), "
+                                      "also of the 404 for a route that does not exist.")
+
+    # ---------------------------------------------------------------- Zipkin v2
+    s["ZipkinEndpoint"] = _obj({
+        "serviceName": {"type": "string"},
+        "ipv4": {"type": "string"},
+        "ipv6": {"type": "string"},
+        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+    })
+    s["ZipkinAnnotation"] = _obj({
+        "timestamp": {"type": "integer", "format": "int64", "description": "epoch microseconds"},
+        "value": {"type": "string"},
+    }, ["timestamp", "value"])
+    s["ZipkinSpan"] = _obj({
+        "traceId": hex16_or_32,
+        "parentId": hex16,
+        "id": hex16,
+        "kind": {"type": "string", "enum": ["SERVER", "CLIENT", "PRODUCER", "CONSUMER"]},
+        "name": {"type": "string"},
+        "timestamp": {"type": "integer", "format": "int64", "description": "epoch microseconds; absent when unknown"},
+        "duration": {"type": "integer", "format": "int64", "minimum": 1, "description": "microseconds"},
+        "localEndpoint": _ref("ZipkinEndpoint"),
+        "remoteEndpoint": _ref("ZipkinEndpoint"),
+        "annotations": _array(_ref("ZipkinAnnotation")),
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "debug": {"type": "boolean", "enum": [True], "description": "present only when true"},
+        "shared": {"type": "boolean", "enum": [True], "description": "present only when true"},
+    }, ["traceId", "id"], "A Zipkin v2 span (zipkin2-api.yaml's Span).")
+    s["ZipkinTrace"] = _array(_ref("ZipkinSpan"), description="The spans of one trace.")
+
+    # ---------------------------------------------------------------- Tempo
+    s["TempoTrace"] = _obj({"resourceSpans": _array({"type": "object"})}, (),
+                           "tempopb.Trace in proto3 JSON (gogo jsonpb): the OTLP TracesData layout with "
+                           "base64 trace and span IDs, enum names (`SPAN_KIND_SERVER`), 64-bit integers "
+                           "as strings, zero values left out.")
+    s["TempoTraceByIdResponse"] = _obj({
+        "trace": _ref("TempoTrace"),
+        "metrics": {"type": "object", "description": "always empty"},
+    }, ["trace", "metrics"])
+    s["TempoSpan"] = _obj({
+        "spanID": hex16,
+        "name": {"type": "string"},
+        "startTimeUnixNano": uint64_text,
+        "durationNanos": uint64_text,
+        "attributes": _array(_obj({"key": {"type": "string", "enum": ["service.name"]},
+                                   "value": _obj({"stringValue": {"type": "string"}}, ["stringValue"])},
+                                  ["key", "value"])),
+    }, ["spanID", "name", "startTimeUnixNano", "durationNanos", "attributes"])
+    s["TempoSpanSet"] = _obj({
+        "spans": _array(_ref("TempoSpan"), description="matched spans, earliest first, at most `spss`"),
+        "matched": {"type": "integer", "minimum": 0},
+    }, ["spans", "matched"])
+    s["TempoServiceStats"] = _obj({
+        "spanCount": {"type": "integer", "minimum": 0},
+        "errorCount": {"type": "integer", "minimum": 1, "description": "absent when zero"},
+    }, ["spanCount"])
+    s["TempoTraceSearchMetadata"] = _obj({
+        "traceID": {"type": "string", "pattern": "^[0-9a-f]+$", "description": "hex without leading zeros"},
+        "rootServiceName": {"type": "string",
+                            "description": f"`{tempo_api.NO_ROOT}` when the root span is not stored"},
+        "rootTraceName": {"type": "string", "description": "absent when the root span is not stored"},
+        "startTimeUnixNano": uint64_text,
+        "durationMs": {"type": "integer", "minimum": 0},
+        "spanSet": _ref("TempoSpanSet"),
+        "spanSets": _array(_ref("TempoSpanSet"), description="`q` searches only: the one spanset"),
+        "serviceStats": {"type": "object", "additionalProperties": _ref("TempoServiceStats")},
+    }, ["traceID", "rootServiceName", "startTimeUnixNano", "durationMs", "serviceStats"],
+        "tempopb.TraceSearchMetadata; `spanSet`/`spanSets` only for `q` (TraceQL) searches.")
+    s["TempoSearchMetrics"] = _obj({"completedJobs": {"type": "integer"}, "totalJobs": {"type": "integer"}},
+                                   ["completedJobs", "totalJobs"])
+    s["TempoSearchResponse"] = _obj({
+        "traces": _array(_ref("TempoTraceSearchMetadata"), description="newest first"),
+        "metrics": _ref("TempoSearchMetrics"),
+    }, ["traces", "metrics"])
+    s["TempoTagNamesResponse"] = _obj({"tagNames": _STRINGS}, ["tagNames"])
+    s["TempoTagScopesResponse"] = _obj({"scopes": _array(_obj({
+        "name": {"type": "string", "enum": ["span", "resource", "intrinsic", "event", "link", "instrumentation"]},
+        "tags": _STRINGS,
+    }, ["name", "tags"]))}, ["scopes"])
+    s["TempoTagValuesResponse"] = _obj({"tagValues": _STRINGS}, ["tagValues"])
+    s["TempoTypedTagValuesResponse"] = _obj({"tagValues": _array(_obj({
+        "type": {"type": "string", "enum": ["string", "int", "float", "bool", "keyword"]},
+        "value": {"type": "string"},
+    }, ["type", "value"]))}, ["tagValues"])
+
+    # ---------------------------------------------------------------- operations
+    s["HealthStatus"] = _obj({"status": {"type": "string", "enum": ["ok"]}}, ["status"])
+    s["ReadyStatus"] = _obj({"status": {"type": "string", "enum": ["ready", "starting"]}}, ["status"])
+    return s
+
+
+# --------------------------------------------------------------------------- Jaeger
+
+
+def _envelope_of(data: dict) -> dict:
+    return {"allOf": [_ref("JaegerEnvelope"), {"type": "object", "properties": {"data": data}}]}
+
+
+_J400 = _json(_ref("JaegerErrorResponse"), "A bad parameter; the message names it.")
+_V3_400 = _json(_ref("ApiV3Error"), "A bad parameter; the message names it.")
+
+
+def _jaeger_paths() -> dict:
+    tags = ["Jaeger v1"]
+    v3 = ["Jaeger api_v3"]
+    bound = "Inclusive; `0` or empty is no bound."
+    trace_search = [
+        _q("service", _TEXT, "`service.name` of the matching span's resource (optional in Clew; Jaeger requires it)."),
+        _q("operation", _TEXT, "Name of the matching span."),
+        _q("tag", {"type": "string"}, "One tag condition: `key:value` (equal), `key!=value`, `key=~regex`, "
+           "`key!~regex`, or a bare `key` (exists). The earliest of `:`, `!=`, `=~`, `!~` ends the key. "
+           "Special keys: `error` (true/false: span status), `span.kind`, `span.status`, "
+           "`otel.status_code`, `resource.<key>`.", repeat=True, example=["http.status_code:500"]),
+        _q("tags", {"type": "string", "contentMediaType": "application/json"},
+           "A JSON object of tag conditions, key → `\"value\"` (equal), a number or boolean (equal to its "
+           "string form), or `{\"op\": \"=|!=|=~|!~|exists\", \"value\": ...}`.",
+           repeat=True, example=['{"http.method":"GET"}']),
+        _q("start", {"type": "integer", "format": "int64", "minimum": 0},
+           "Earliest start of the matching span, epoch **microseconds**, inclusive. "
+           "Default: `end` − `lookback`, or `end` − 2 days."),
+        _q("end", {"type": "integer", "format": "int64", "minimum": 0},
+           "Latest start of the matching span, epoch **microseconds**, inclusive. Default: now."),
+        _q("lookback", {"type": "string", "examples": ["1h", "2d", "2w", "custom"]},
+           "Window length used when `start` is absent: `<n>d`, `<n>w` or any Go duration; `custom` is ignored."),
+        _q("minDuration", _DURATION, "Least duration of the matching span (Go duration). " + bound),
+        _q("maxDuration", _DURATION, "Greatest duration of the matching span (Go duration). " + bound),
+        _q("minTraceDuration", _DURATION, "Least duration of the whole trace (Clew extension). " + bound),
+        _q("maxTraceDuration", _DURATION, "Greatest duration of the whole trace (Clew extension). " + bound),
+        _q("limit", {**_LIMIT, "default": jaeger_api.DEFAULT_LIMIT}, "Most traces returned."),
+        _q("traceID", _TRACE_ID, "Fetch these traces instead of searching (every other parameter is then "
+           "checked but unused); a missing one is listed in `errors` as `{msg, traceID}`.", repeat=True),
+        _q("raw", _GO_BOOL, "Accepted and ignored (Clew applies no adjusters)."),
+    ]
+    kind_doc = "One span kind (`unspecified`, `internal`, `server`, `client`, `producer`, `consumer`; any case)."
+    v3_query = [
+        _q("query.serviceName", _TEXT, "`service.name` of the matching span's resource."),
+        _q("query.service_name", _TEXT, "Alias of `query.serviceName`.", deprecated=True),
+        _q("query.operationName", _TEXT, "Name of the matching span."),
+        _q("query.operation_name", _TEXT, "Alias of `query.operationName`.", deprecated=True),
+        _q("query.attributes", {"type": "string", "contentMediaType": "application/json"},
+           "A JSON object of tag conditions, as the classic `tags` parameter.", example='{"http.method":"GET"}'),
+        _q("query.startTimeMin", _RFC3339, "Earliest start of the matching span, RFC 3339; required "
+           "(or its alias). Must be before `query.startTimeMax`."),
+        _q("query.start_time_min", _RFC3339, "Alias of `query.startTimeMin`.", deprecated=True),
+        _q("query.startTimeMax", _RFC3339, "Latest start of the matching span, RFC 3339; required (or its alias)."),
+        _q("query.start_time_max", _RFC3339, "Alias of `query.startTimeMax`.", deprecated=True),
+        _q("query.durationMin", _DURATION, "Least duration of the matching span (Go duration). " + bound),
+        _q("query.duration_min", _DURATION, "Alias of `query.durationMin`.", deprecated=True),
+        _q("query.durationMax", _DURATION, "Greatest duration of the matching span (Go duration). " + bound),
+        _q("query.duration_max", _DURATION, "Alias of `query.durationMax`.", deprecated=True),
+        _q("query.traceDurationMin", _DURATION, "Least duration of the whole trace (Clew extension). " + bound),
+        _q("query.traceDurationMax", _DURATION, "Greatest duration of the whole trace (Clew extension). " + bound),
+        _q("query.searchDepth", {**_LIMIT, "default": jaeger_api.DEFAULT_LIMIT}, "Most traces returned."),
+        _q("query.search_depth", _LIMIT, "Alias of `query.searchDepth`.", deprecated=True),
+        _q("query.num_traces", _LIMIT, "Alias of `query.searchDepth`.", deprecated=True),
+        _q("query.rawTraces", _GO_BOOL, "Accepted and ignored."),
+        _q("query.raw_traces", _GO_BOOL, "Alias of `query.rawTraces`.", deprecated=True),
+    ]
+    trace_id = _path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC)
+    return {
+        "/api/services": {"get": _op(tags, "jaegerServices", "Every service name, sorted.", {
+            "200": _json(_envelope_of(_STRINGS), "Service names; `total` is their count."),
+        })},
+        "/api/services/{service}/operations": {"get": _op(
+            tags, "jaegerServiceOperations", "Operation names of one service, every span kind, sorted.", {
+                "200": _json(_envelope_of(_STRINGS), "Operation names; `total` is their count."),
+            }, [_path("service", {"type": "string"},
+                      "Service name. May contain `/` (the route matches the rest of the path).")])},
+        "/api/operations": {"get": _op(tags, "jaegerOperations", "Operations of a service (or of every service) "
+                                       "with their span kinds.", {
+            "200": _json(_envelope_of(_array(_ref("JaegerOperation"))),
+                         "Sorted by name, then kind; `total` is their count."),
+            "400": _J400,
+        }, [_q("service", _TEXT, "Service name; without it, every service (a Clew extension)."),
+            _q("spanKind", _KIND_TEXT, kind_doc + " Without it, every kind.")])},
+        "/api/traces": {"get": _op(tags, "jaegerFindTraces", "Search traces; each found trace whole, newest first.", {
+            "200": _json(_envelope_of(_array(_ref("JaegerTrace"))),
+                         "Matching traces in the Jaeger UI model. With `traceID`, the traces found; "
+                         "the missing ones are listed in `errors`."),
+            "400": _J400,
+        }, trace_search, "A trace matches when one span satisfies every condition at once.")},
+        "/api/traces/{trace_id}": {"get": _op(
+            ["Jaeger v1", "Tempo"], "jaegerGetTrace", "One trace by ID (Jaeger UI model, or Tempo protobuf).", {
+                "200": {"description": "The trace. JSON: Jaeger's envelope holding `[trace]`. "
+                                       "With `Accept: application/protobuf`: the OTLP `TracesData` protobuf "
+                                       "(wire-identical to Tempo's `tempopb.Trace`).",
+                        "content": {"application/json": {"schema": _envelope_of(_array(_ref("JaegerTrace")))},
+                                    "application/protobuf": {}}},
+                "400": _J400,
+                "404": {"description": "No such trace.",
+                        "content": {"application/json": {"schema": _ref("JaegerErrorResponse")},
+                                    "text/plain": {"schema": {"type": "string", "const": "trace not found"}}}},
+            }, [trace_id,
+                _q("start", {"type": "integer", "format": "int64", "minimum": 0},
+                   "Epoch microseconds; checked and ignored (the trace is returned whole)."),
+                _q("end", {"type": "integer", "format": "int64", "minimum": 0},
+                   "Epoch microseconds; checked and ignored."),
+                _q("raw", _GO_BOOL, "Accepted and ignored.")],
+            "Content is negotiated on `Accept`: `application/protobuf` is what Tempo's clients (Grafana) ask for.")},
+        "/api/dependencies": {"get": _op(tags, "jaegerDependencies", "Service links over a time window.", {
+            "200": _json(_envelope_of(_array(_ref("DependencyLink"))), "Links sorted by parent, then child."),
+            "400": _J400,
+        }, [_q("endTs", {"type": "integer", "format": "int64", "minimum": 0},
+               "End of the window, epoch **milliseconds**. Default: now."),
+            _q("lookback", {"type": "integer", "format": "int64", "minimum": 0,
+                            "default": jaeger_api.DEPENDENCY_LOOKBACK_MS},
+               "Window length in **milliseconds**."),
+            _q("service", _TEXT, "Keep only the links with this service as parent or child.")],
+            "A link is counted for every span that started in `[endTs − lookback, endTs]` whose parent "
+            "span is stored in another service.")},
+
+        # ------------------------------------------------------------ api_v3
+        "/api/v3/services": {"get": _op(v3, "apiV3Services", "Every service name, sorted.", {
+            "200": _json(_ref("ApiV3ServicesResponse"), "Service names."),
+        })},
+        "/api/v3/operations": {"get": _op(v3, "apiV3Operations", "Operations of a service (or of every service).", {
+            "200": _json(_ref("ApiV3OperationsResponse"), "Sorted by name, then kind."),
+            "400": _V3_400,
+        }, [_q("service", _TEXT, "Service name; without it, every service."),
+            _q("spanKind", _KIND_TEXT, kind_doc),
+            _q("span_kind", _KIND_TEXT, "Alias of `spanKind`.", deprecated=True)])},
+        "/api/v3/traces": {"get": _op(v3, "apiV3FindTraces", "Search traces; every found trace whole, in one "
+                                      "OTLP/JSON TracesData, newest first.", {
+            "200": _json(_ref("ApiV3TracesResponse"), "The found traces."),
+            "400": _V3_400,
+            "404": _json(_ref("ApiV3Error"), "Nothing found (`No traces found`), as Jaeger answers."),
+        }, v3_query)},
+        "/api/v3/trace-summaries": {"get": _op(v3, "apiV3FindTraceSummaries", "Search traces; a summary of each, "
+                                               "newest first.", {
+            "200": _json(_ref("ApiV3TraceSummariesResponse"), "Summaries; an empty list when nothing matches."),
+            "400": _V3_400,
+        }, v3_query)},
+        "/api/v3/traces/{trace_id}": {"get": _op(v3, "apiV3GetTrace", "One trace by ID as OTLP/JSON.", {
+            "200": _json(_ref("ApiV3TracesResponse"), "The trace."),
+            "400": _V3_400,
+            "404": _json(_ref("ApiV3Error"), "No such trace."),
+        }, [trace_id,
+            _q("startTime", _RFC3339, "RFC 3339; checked and ignored (the trace is returned whole)."),
+            _q("start_time", _RFC3339, "Alias of `startTime`.", deprecated=True),
+            _q("endTime", _RFC3339, "RFC 3339; checked and ignored."),
+            _q("end_time", _RFC3339, "Alias of `endTime`.", deprecated=True),
+            _q("rawTraces", _GO_BOOL, "Accepted and ignored."),
+            _q("raw_traces", _GO_BOOL, "Alias of `rawTraces`.", deprecated=True)])},
+    }
+
+
+# --------------------------------------------------------------------------- Zipkin
+
+
+def _zipkin_paths() -> dict:
+    tags = ["Zipkin v2"]
+    e400 = _json(_ref("ErrorMessage"), "A bad or missing parameter; the message names it.")
+    service_name = _q("serviceName", _TEXT, "Local service name, matched ignoring case.", required=True)
+    window = [
+        _q("endTs", {"type": "integer", "format": "int64", "minimum": 1},
+           "End of the window, epoch **milliseconds**. Default: now."),
+        _q("lookback", {"type": "integer", "format": "int64", "minimum": 1,
+                        "default": zipkin_api.DEFAULT_LOOKBACK_MS},
+           "Window length in **milliseconds**."),
+    ]
+    micros = {"type": "integer", "format": "int64", "minimum": 1}
+    routes = {
+        "/services": ("Services", "Every service name, sorted.", [], {
+            "200": _json(_STRINGS, "Service names."),
+        }),
+        "/spans": ("SpanNames", "Span names of a service, sorted.", [service_name], {
+            "200": _json(_STRINGS, "Span names."), "400": e400,
+        }),
+        "/remoteServices": ("RemoteServices", "Remote service names (`peer.service`) of a service's spans, "
+                            "sorted.", [service_name], {
+            "200": _json(_STRINGS, "Remote service names."), "400": e400,
+        }),
+        "/traces": ("FindTraces", "Search traces; whole traces, nearest to `endTs` first.", [
+            _q("serviceName", _TEXT, "Local service of the matching span, ignoring case."),
+            _q("remoteServiceName", _TEXT, "Remote service of the matching span, ignoring case."),
+            _q("spanName", _TEXT, "Name of the matching span, ignoring case; `all` means any name."),
+            _q("annotationQuery", {"type": "string", "maxLength": 8192},
+               "Terms joined by ` and `: `key=value` (attribute equal, by string form) or a bare `key` "
+               "(attribute exists); `error` also matches an ERROR status.", example="http.method=GET and error"),
+            _q("minDuration", micros, "Least duration of the matching span, **microseconds**, inclusive."),
+            _q("maxDuration", micros, "Greatest duration of the matching span, **microseconds**, inclusive; "
+               "not less than `minDuration`."),
+            *window,
+            _q("limit", {**_LIMIT, "default": zipkin_api.DEFAULT_LIMIT}, "Most traces returned."),
+        ], {
+            "200": _json(_array(_ref("ZipkinTrace")), "The matching traces, each a list of spans."),
+            "400": e400,
+        }),
+        "/trace/{trace_id}": ("GetTrace", "One trace by ID.", [
+            _path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC)], {
+            "200": _json(_ref("ZipkinTrace"), "The trace's spans."),
+            "400": e400,
+            "404": _json(_ref("ErrorMessage"), "No such trace."),
+        }),
+        "/traceMany": ("GetTraces", "Several traces by ID, in the order asked.", [
+            {"name": "traceIds", "in": "query", "required": True,
+             "description": "Comma-separated trace IDs (1 to 1000; each 1–32 hex digits). Unknown IDs are left "
+                            "out, repeats answered once.",
+             "style": "form", "explode": False,
+             "schema": _array(_TRACE_ID, minItems=1, maxItems=zipkin_api.MAX_TRACE_IDS)}], {
+            "200": _json(_array(_ref("ZipkinTrace")), "The traces found."),
+            "400": e400,
+        }),
+        "/dependencies": ("Dependencies", "Service links of spans that started in the window.", window, {
+            "200": _json(_array(_ref("DependencyLink")), "Links sorted by parent, then child."),
+            "400": e400,
+        }),
+        "/autocompleteKeys": ("AutocompleteKeys", "Span attribute keys usable in `annotationQuery`, sorted.", [], {
+            "200": _json(_STRINGS, "Keys."),
+        }),
+        "/autocompleteValues": ("AutocompleteValues", "Values of one span attribute, sorted.", [
+            _q("key", _TEXT, "The attribute key.", required=True)], {
+            "200": _json(_STRINGS, "Values."), "400": e400,
+        }),
+    }
+    paths = {}
+    for prefix in zipkin_api.PREFIXES:
+        proxied = prefix != "/api/v2"
+        for route, (name, summary, params, responses) in routes.items():
+            op_id = ("zipkinProxied" if proxied else "zipkin") + name
+            description = f"The same as `/api/v2{route}`, under a `/zipkin` proxy prefix." if proxied else None
+            paths[prefix + route] = {"get": _op(tags, op_id, summary, responses, params, description)}
+    return paths
+
+
+# --------------------------------------------------------------------------- Tempo
+
+
+def _tempo_paths() -> dict:
+    tags = ["Tempo"]
+    e400 = _json(_ref("ErrorMessage"), "A bad parameter; the message names it.")
+    window = [
+        _q("start", _UNIX_S, "Start of the window, unix **seconds**."),
+        _q("end", _UNIX_S, "End of the window, unix **seconds** (its whole second counts); after `start`."),
+    ]
+    scope = _q("scope", {"type": "string", "enum": ["resource", "span", "intrinsic", "event", "link",
+                                                    "instrumentation", "all"]},
+               "List one scope's keys; `all` or absent: span, resource (and intrinsic for v2).")
+    keys_limit = _q("limit", {"type": "integer", "minimum": 1}, "Most keys per scope.")
+    values_limit = _q("limit", {**_LIMIT, "default": tempo_api.DEFAULT_TAG_VALUES}, "Most values.")
+    return {
+        "/api/echo": {"get": _op(tags, "tempoEcho", "Connection test: answers `echo`.", {
+            "200": {"description": "The text `echo`.",
+                    "content": {"text/plain": {"schema": {"type": "string", "const": "echo"}}}},
+        })},
+        "/api/v2/traces/{trace_id}": {"get": _op(tags, "tempoGetTraceV2", "One trace by ID as Tempo's "
+                                                 "TraceByIDResponse.", {
+            "200": {"description": "The trace: JSON (proto3 JSON of `TraceByIDResponse`), or with "
+                                   "`Accept: application/protobuf` the `tempopb.TraceByIDResponse` protobuf.",
+                    "content": {"application/json": {"schema": _ref("TempoTraceByIdResponse")},
+                                "application/protobuf": {}}},
+            "400": e400,
+            "404": _json(_ref("ErrorMessage"), "No such trace (JSON whatever the `Accept`)."),
+        }, [_path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC), *window,
+            _q("q", {"type": "string"}, "Span filter: only `{}` or `{ true }` (the whole trace) is accepted.")])},
+        "/api/search": {"get": _op(tags, "tempoSearch", "Search traces by TraceQL (a subset) or logfmt tags, "
+                                   "newest first.", {
+            "200": _json(_ref("TempoSearchResponse"), "The matching traces."),
+            "400": e400,
+        }, [_q("q", {"type": "string", "format": "traceql", "maxLength": tempo_api.MAX_QUERY},
+               "A TraceQL query in Clew's subset (one spanset; see docs/api-tempo.md). Not with `tags`.",
+               example='{ resource.service.name = "frontend" && status = error }'),
+            _q("tags", {"type": "string", "format": "logfmt", "maxLength": tempo_api.MAX_QUERY},
+               "logfmt `key=value` pairs that must hold on one span (`name`, `status.code`, "
+               "`root.service.name`, `root.name`, or an attribute). Not with `q`.",
+               example='service.name=frontend http.status_code=500'),
+            _q("minDuration", _DURATION, "Least duration of the whole trace (Go duration), inclusive."),
+            _q("maxDuration", _DURATION, "Greatest duration of the whole trace (Go duration), inclusive."),
+            _q("limit", {**_LIMIT, "default": tempo_api.DEFAULT_LIMIT}, "Most traces returned."),
+            _q("spss", {"type": "integer", "minimum": 1, "maximum": 1000, "default": tempo_api.DEFAULT_SPSS},
+               "Spans shown per spanset."),
+            *window])},
+        "/api/search/tags": {"get": _op(tags, "tempoSearchTags", "Attribute keys a search can use.", {
+            "200": _json(_ref("TempoTagNamesResponse"), "Keys, sorted."),
+            "400": e400,
+        }, [scope, keys_limit, *window])},
+        "/api/v2/search/tags": {"get": _op(tags, "tempoSearchTagsV2", "Attribute keys per TraceQL scope.", {
+            "200": _json(_ref("TempoTagScopesResponse"), "Keys per scope."),
+            "400": e400,
+        }, [scope, keys_limit, *window])},
+        "/api/search/tag/{tag}/values": {"get": _op(tags, "tempoSearchTagValues", "Values of a plain attribute key.", {
+            "200": _json(_ref("TempoTagValuesResponse"), "Values, sorted."),
+            "400": e400,
+        }, [_path("tag", {"type": "string", "minLength": 1, "maxLength": 1024},
+                  "A plain attribute key of spans or resources; `name` also lists span names."),
+            values_limit, *window])},
+        "/api/v2/search/tag/{tag}/values": {"get": _op(tags, "tempoSearchTagValuesV2", "Typed values of a TraceQL "
+                                                       "attribute or intrinsic.", {
+            "200": _json(_ref("TempoTypedTagValuesResponse"), "Values with their types."),
+            "400": e400,
+        }, [_path("tag", {"type": "string"}, "A TraceQL identifier: `span.k`, `resource.k`, `.k`, `event.k`, "
+                  "`link.k`, `instrumentation.k`, or an intrinsic (`name`, `status`, `kind`, "
+                  "`trace:rootService`…)."),
+            _q("q", {"type": "string", "format": "traceql", "maxLength": tempo_api.MAX_QUERY},
+               "Narrows the values to one service when it pins `resource.service.name` at its top level; "
+               "any other query narrows nothing."),
+            values_limit, *window])},
+    }
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def _operation_paths() -> dict:
+    tags = ["Operations"]
+    return {
+        "/healthz": {"get": _op(tags, "healthz", "The process is up.", {
+            "200": _json(_ref("HealthStatus"), "`{\"status\": \"ok\"}`."),
+        })},
+        "/readyz": {"get": _op(tags, "readyz", "Every receiver is listening and the store is open.", {
+            "200": _json(_ref("ReadyStatus"), "`{\"status\": \"ready\"}`."),
+            "503": _json(_ref("ReadyStatus"), "Still starting: `{\"status\": \"starting\"}`."),
+        })},
+        "/metrics": {"get": _op(tags, "metrics", "The server's own metrics, Prometheus text format.", {
+            "200": {"description": "Prometheus text exposition format 0.0.4.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+        })},
+        "/": {"get": _op(tags, "ui", "The web UI.", {
+            "200": {"description": "The UI's `index.html`.",
+                    "content": {"text/html": {"schema": {"type": "string"}}}},
+        })},
+        "/api/openapi.json": {"get": _op(tags, "openapi", "This OpenAPI document.", {
+            "200": _json({"type": "object"}, "The OpenAPI 3.1 document of every route on the query port."),
+        })},
+    }
+
+
+# --------------------------------------------------------------------------- document
+
+
+def document() -> dict:
+    """The OpenAPI 3.1 document, as a fresh JSON-ready dict."""
+    paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths()}
+    return {
+        "openapi": OPENAPI_VERSION,
+        "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
+        "info": {
+            "title": "Clew query API",
+            "version": _version(),
+            "summary": "Jaeger, Zipkin and Tempo query APIs over one trace store.",
+            "description": (
+                "Every route of Clew's query port (default 16686). Each API answers errors in its own "
+                "shape: Jaeger v1 in its envelope (`errors: [{code, msg}]`), api_v3 as "
+                "`{error: {httpCode, message}}`, Zipkin and Tempo as `{error: \"...\"}`. A route that does "
+                "not exist answers 404 `{error: {httpCode: 404, message: \"no such route\"}}`. "
+                "Empty query parameters count as absent."),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": TAGS,
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }
+
+
+def blueprint(config, reader) -> Blueprint:
+    bp = Blueprint("openapi", __name__)
+    doc = document()
+
+    @bp.get("/api/openapi.json")
+    async def openapi():
+        """The OpenAPI 3.1 document of the query port."""
+        return jsonify(doc)
+
+    return bp
