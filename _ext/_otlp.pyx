@@ -9,6 +9,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy, memset, memcmp
 
 from _ext.pbreader cimport Field, expect, pb_fail, read_field
+from _ext.rows cimport AttrRow, SpanRow
 
 import numpy as np
 
@@ -26,38 +27,6 @@ cdef enum:
     AT_SPAN = 0
     AT_EVENT = 1
     AT_LINK = 2
-
-# Mirrors collector.model.SPAN_DTYPE byte for byte.
-cdef packed struct SpanRow:
-    uint8_t trace_id[16]
-    uint8_t span_id[8]
-    uint8_t parent_span_id[8]
-    uint8_t trace_id_len
-    uint8_t span_id_len
-    uint8_t parent_id_len
-    uint8_t kind
-    uint8_t status_code
-    uint64_t start_ns
-    uint64_t end_ns
-    uint32_t span_off
-    uint32_t span_len
-    uint32_t name_off
-    uint32_t name_len
-    uint32_t resource
-    uint32_t scope
-    uint32_t attr_start
-    uint32_t attr_count
-
-# Mirrors collector.model.ATTR_DTYPE byte for byte.
-cdef packed struct AttrRow:
-    uint32_t span
-    uint8_t where
-    uint8_t vtype
-    uint32_t key_off
-    uint32_t key_len
-    uint32_t val_off
-    uint32_t val_len
-    int64_t num
 
 # Growable output rows.
 cdef struct Out:

@@ -3,10 +3,10 @@
 # span or per attribute (doubles excepted: their Go-style text is made by the reference helper).
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strchr, strlen
 from libc.stdio cimport snprintf
-from libc.string cimport strlen, strchr
 from cpython.mem cimport PyMem_Free
+from _ext.rows cimport AttrRow, SpanRow
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
 
@@ -93,38 +93,6 @@ cdef uint64_t xxh64(const uint8_t* p, Py_ssize_t n) nogil:
 def xxh64_intdigest(const uint8_t[::1] data):
     """XXH64 of ``data`` (for the differential tests against the ``xxhash`` package)."""
     return xxh64(&data[0] if data.shape[0] else NULL, data.shape[0])
-
-
-cdef packed struct SpanRow:
-    uint8_t trace_id[16]
-    uint8_t span_id[8]
-    uint8_t parent_span_id[8]
-    uint8_t trace_id_len
-    uint8_t span_id_len
-    uint8_t parent_id_len
-    uint8_t kind
-    uint8_t status_code
-    uint64_t start_ns
-    uint64_t end_ns
-    uint32_t span_off
-    uint32_t span_len
-    uint32_t name_off
-    uint32_t name_len
-    uint32_t resource
-    uint32_t scope
-    uint32_t attr_start
-    uint32_t attr_count
-
-
-cdef packed struct AttrRow:
-    uint32_t span
-    uint8_t where
-    uint8_t vtype
-    uint32_t key_off
-    uint32_t key_len
-    uint32_t val_off
-    uint32_t val_len
-    int64_t num
 
 
 cdef union Bits:

@@ -16,7 +16,7 @@ from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
-from query import jaeger_api, tempo_api, zipkin_api
+from query import jaeger_api, openapi, tempo_api, zipkin_api
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -46,6 +46,7 @@ def create_app(config: Config, reader, metrics: Metrics,
     app.register_blueprint(jaeger_api.blueprint(config, reader))
     app.register_blueprint(zipkin_api.blueprint(config, reader))
     app.register_blueprint(tempo_api.blueprint(config, reader))
+    app.register_blueprint(openapi.blueprint(config, reader))
 
     @app.get("/healthz")
     async def healthz():

@@ -13,6 +13,7 @@ Custom ``format`` values: ``go-duration`` (Go ``time.Duration`` text such as ``1
 """
 from __future__ import annotations
 
+import copy
 from importlib import metadata
 
 from quart import Blueprint, jsonify
@@ -229,8 +230,9 @@ def _schemas() -> dict:
         "timeUnixNano": uint64_text, "name": {"type": "string"},
         "attributes": attributes, "droppedAttributesCount": count,
     })
-    s["OtlpLink"] = _obj({
-        "traceId": hex32, "spanId": hex16, "traceState": {"type": "string"},
+    s["OtlpLink"] = _obj({  # link IDs are stored as sent: hex of whatever length came
+        "traceId": {"type": "string", "pattern": "^[0-9a-f]*$"}, "spanId": {"type": "string", "pattern": "^[0-9a-f]*$"},
+        "traceState": {"type": "string"},
         "attributes": attributes, "droppedAttributesCount": count, "flags": count,
     })
     s["OtlpSpan"] = _obj({
@@ -723,7 +725,7 @@ def _operation_paths() -> dict:
 def document() -> dict:
     """The OpenAPI 3.1 document, as a fresh JSON-ready dict."""
     paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths()}
-    return {
+    return copy.deepcopy({  # the builders share parameter and schema dicts
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
         "info": {
@@ -734,14 +736,13 @@ def document() -> dict:
                 "Every route of Clew's query port (default 16686). Each API answers errors in its own "
                 "shape: Jaeger v1 in its envelope (`errors: [{code, msg}]`), api_v3 as "
                 "`{error: {httpCode, message}}`, Zipkin and Tempo as `{error: \"...\"}`. A route that does "
-                "not exist answers 404 `{error: {httpCode: 404, message: \"no such route\"}}`. "
-                "Empty query parameters count as absent."),
+                "not exist answers 404 `{error: {httpCode: 404, message: \"no such route\"}}`."),
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
         "tags": TAGS,
         "paths": paths,
         "components": {"schemas": _schemas()},
-    }
+    })
 
 
 def blueprint(config, reader) -> Blueprint:

@@ -55,6 +55,7 @@ _EMPTY = BitMap()
 
 PROMOTE = 4  # a term seen this often in one batch (or already holding one) gets a bitmap
 FANOUT = 8  # postings runs of one level merged into one run of the next level
+MAX_RUN_ROWS = 1_000_000  # runs are not merged past this size (a merge stalls the writer)
 RARE = np.dtype([("hash", "<u8"), ("key", "<u8"), ("ord", "<u4"), ("where", "u1"), ("vtype", "u1"),
                  ("num", "<i8"), ("toff", "<u8"), ("tlen", "<u4")])
 
@@ -125,6 +126,31 @@ def _groups(primary: np.ndarray, secondary: np.ndarray | None = None):
     inverse = np.empty(len(p), np.int64)
     inverse[order] = group_sorted
     return order[change], inverse
+
+
+def _split(query: C.TraceQuery) -> tuple[list, list]:
+    """The query's span conditions and window as (bitmap conditions, column conditions)."""
+    window = []
+    if query.start_min_ns is not None:
+        window.append(C.Cond(C.START, ">=", query.start_min_ns))
+    if query.start_max_ns is not None:
+        window.append(C.Cond(C.START, "<=", query.start_max_ns))
+    parts = _flatten_and(C.all_of(query.span, *window))
+    return [p for p in parts if not _is_column(p)], [p for p in parts if _is_column(p)]
+
+
+def _flatten_and(expr) -> list:
+    """The conjuncts of an expression (nested ``And`` opened), or [] for no expression."""
+    if expr is None:
+        return []
+    if isinstance(expr, C.And):
+        return [q for p in expr.parts for q in _flatten_and(p)]
+    return [expr]
+
+
+def _is_column(node) -> bool:
+    """A condition answered from the span columns rather than a bitmap."""
+    return isinstance(node, C.Cond) and node.field in (C.DURATION, C.START)
 
 
 def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -220,6 +246,7 @@ class PartitionIndex:
         self.allow = frozenset(allow_keys)
         self.deny = frozenset(deny_keys)
         self.cols = Grow(SPAN_COLS)
+        self.max_start = Grow("<u8")  # per ordinal: the latest start among ordinals up to it
         # traces
         self.tmap: dict[bytes, int] = {}
         self.t_id = Grow("V16")
@@ -252,6 +279,7 @@ class PartitionIndex:
         self.bm_hashes = np.zeros(0, np.uint64)  # sorted hashes of the terms holding a bitmap
         self.key_names: dict[int, tuple[int, str]] = {}  # key hash → (where, key)
         self.levels: list[list[tuple]] = [[]]  # postings runs (hashes, RARE rows, arena) per level
+        self.sealed: list[tuple] = []  # runs at their final size (and runs loaded from a checkpoint)
         # persistence bookkeeping
         self.watermark = 0  # last chunk sequence whose spans are indexed
         self._saved = {"spans": 0, "traces": 0, "services": 0, "ops": 0, "records": 0}
@@ -397,15 +425,12 @@ class PartitionIndex:
                     ap["span"] = arow_span[idx] + base
                     ap["where"], ap["vtype"], ap["num"] = a["where"], a["vtype"], a["num"]
                     ap["batch"], ap["row"] = bi, idx
-                    lens = np.where(a["vtype"] == VT_STRING, a["val_len"], 0).astype(np.int64)
-                    starts = np.cumsum(lens) - lens
-                    total = int(lens.sum())
-                    if total:
-                        src = np.repeat(a["val_off"].astype(np.int64) - starts, lens) + np.arange(total)
-                        arenas.append(np.frombuffer(batch.buf, np.uint8)[src])
-                    ap["toff"], ap["tlen"] = starts + arena_base, lens
-                    arena_base += total
+                    # string values stay where they are; only rare ones are copied, into their run
+                    ap["toff"] = a["val_off"].astype(np.int64) + arena_base
+                    ap["tlen"] = np.where(a["vtype"] == VT_STRING, a["val_len"], 0)
                     attr_parts.append(ap)
+            arenas.append(np.frombuffer(batch.buf, np.uint8))
+            arena_base += len(batch.buf)
             base += n
         sp = np.concatenate(span_parts)
         n = len(sp)
@@ -456,24 +481,26 @@ class PartitionIndex:
         self._apply(cols, ords, span_op)
         if attr_parts:
             ap = np.concatenate(attr_parts)
-            arena = np.concatenate(arenas) if arenas else np.zeros(0, np.uint8)
+            arena = arenas[0] if len(arenas) == 1 else np.concatenate(arenas)
             self._add_terms(bufs, ap, ords[ap["span"]], arena)
         self._write_attrs = []
 
     def _add_terms(self, bufs, ap, a_ords, arena: np.ndarray) -> None:
         """Frequent terms into bitmaps, rare ones into a postings run; learn new keys."""
-        h, kh = ap["hash"], ap["key"]
+        h = ap["hash"]
+        first, inv = _groups(h)
+        cnt = np.bincount(inv, minlength=len(first))
+        uh = h[first]
+        kh = ap["key"][first]  # a new key always comes with a new term: look at one row per term
         ukh, kfirst = np.unique(kh, return_index=True)
-        for k, first in zip(ukh.tolist(), kfirst.tolist()):
+        for k, f in zip(ukh.tolist(), kfirst.tolist()):
             if k not in self.key_names:
-                row = ap[first]
+                row = ap[first[f]]
                 attr = self._write_attrs[int(row["batch"])][int(row["row"])]
                 ko, kl = int(attr["key_off"]), int(attr["key_len"])
                 self.key_names[k] = (int(row["where"]),
                                      bufs[int(row["batch"])][ko:ko + kl].decode("utf-8", "replace"))
                 self._new_keys.append(k)
-        uh, inv, cnt = np.unique(h, return_inverse=True, return_counts=True)
-        inv = inv.reshape(-1)
         to_bm = (cnt >= PROMOTE) | np.isin(uh, self.bm_hashes, assume_unique=True)
         row_bm = to_bm[inv]
         sel = np.flatnonzero(row_bm)
@@ -519,6 +546,10 @@ class PartitionIndex:
         self.levels[0].append((np.ascontiguousarray(rows["hash"]), rows, run_arena))
         level = 0
         while len(self.levels[level]) >= FANOUT:  # each posting is merged log_FANOUT(n) times
+            if sum(len(r) for _h, r, _a in self.levels[level]) > MAX_RUN_ROWS:
+                self.sealed.extend(self.levels[level])
+                self.levels[level] = []
+                break
             merged = _merge_runs([(r, a) for _h, r, a in self.levels[level]])
             self.levels[level] = []
             if level + 1 == len(self.levels):
@@ -528,7 +559,7 @@ class PartitionIndex:
 
     @property
     def runs(self) -> list:
-        return [run for level in self.levels for run in level]
+        return self.sealed + [run for level in self.levels for run in level]
 
     def _key_filter(self, buf, attrs) -> np.ndarray:
         keys = [buf[o:o + n].decode("utf-8", "replace")
@@ -552,6 +583,7 @@ class PartitionIndex:
     def _apply(self, cols: np.ndarray, ords: np.ndarray, span_op: np.ndarray) -> None:
         """Append columns and fold them into the trace table and the per-name bitmaps."""
         self.cols.extend(cols)
+        self._extend_max_start(cols["start"])
         tr = cols["trace"]
         timed = cols["start"] > 0  # a span without a start time (Zipkin allows it) does not move the trace's start
         np.minimum.at(self.t_start.a, tr[timed], cols["start"][timed])
@@ -569,6 +601,14 @@ class PartitionIndex:
         self._group_into(cols["res"], ords, self.rec_bm, b"r")
         self._group_into(cols["scope"], ords, self.rec_bm, b"r")
         self._group_into(self.op_svc.view()[span_op], ords, self.svc_bm, b"s")
+
+    def _extend_max_start(self, starts: np.ndarray) -> None:
+        if not len(starts):
+            return
+        m = np.maximum.accumulate(starts)
+        if self.max_start.n:
+            m = np.maximum(m, self.max_start.a[self.max_start.n - 1])
+        self.max_start.extend(m)
 
     def _group_into(self, values: np.ndarray, ords: np.ndarray, bitmaps: list, tag: bytes) -> None:
         order = np.argsort(values, kind="stable")
@@ -679,10 +719,9 @@ class PartitionIndex:
         for _, v in segs[b"K"]:
             for k, where, key in json.loads(v):
                 self.key_names[k] = (where, key)
-        runs = [(np.frombuffer(p, RARE), a) for (_, p), (_, a) in
-                zip(segs[b"P"][:head["runs"]], segs[b"A"][:head["runs"]])]
-        if runs:
-            self.levels = [[], [_merge_runs(runs)]]
+        for (_, rows), (_, arena) in zip(segs[b"P"][:head["runs"]], segs[b"A"][:head["runs"]]):
+            rows = np.frombuffer(rows, RARE)  # each checkpoint segment is sorted by term hash
+            self.sealed.append((np.ascontiguousarray(rows["hash"]), rows, arena))
         self._saved_runs = head["runs"]
         for key, value in bitmaps:
             bm = BitMap.deserialize(value)
@@ -707,6 +746,7 @@ class PartitionIndex:
         self.t_errors.extend(np.zeros(k, np.uint32))
         self.t_root.extend(np.full(k, -1, np.int64))
         self.cols.extend(cols)
+        self._extend_max_start(cols["start"])
         if len(cols):
             tr = cols["trace"]
             timed = cols["start"] > 0  # a span without a start time does not move the trace's start
@@ -730,9 +770,10 @@ class PartitionIndex:
             return BitMap.union(*(self.rec_bm[r] for r in recs)) if len(recs) > 1 else self.rec_bm[next(iter(recs))]
         bm = self.terms.get(h, _EMPTY)
         found = []
+        key = np.uint64(h)  # a Python int would make numpy compare as float64 over a copy
         for hashes, rows, _arena in self.runs:
-            lo = np.searchsorted(hashes, h, "left")
-            hi = np.searchsorted(hashes, h, "right")
+            lo = np.searchsorted(hashes, key, "left")
+            hi = np.searchsorted(hashes, key, "right")
             if hi > lo:
                 found.append(rows["ord"][lo:hi])
         if not found:
@@ -821,12 +862,16 @@ class PartitionIndex:
         cols = self.cols.a
         start = cols["start"][cand]
         if cond.field == C.DURATION:
-            x = cols["end"][cand].astype(np.int64) - start.astype(np.int64)
-        else:
-            x = start
+            return self._compare_column(cond, cols["end"][cand].astype(np.int64) - start.astype(np.int64))
+        return self._compare_column(cond, start)
+
+    @staticmethod
+    def _compare_column(cond: C.Cond, x: np.ndarray) -> np.ndarray:
         if cond.op == "exists":
-            return np.ones(len(cand), bool)
+            return np.ones(len(x), bool)
         v = int(cond.value)
+        if x.dtype == np.uint64 and v < 0:
+            x = x.astype(np.int64)
         return {"=": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
                 ">": np.greater, ">=": np.greater_equal}[cond.op](x, v)
 
@@ -855,24 +900,70 @@ class PartitionIndex:
         raise C.CriteriaError(f"cannot evaluate {node!r}")
 
     def match(self, query: C.TraceQuery) -> np.ndarray:
-        """Ordinals of the spans satisfying the query's span conditions and time window."""
-        window = []
-        if query.start_min_ns is not None:
-            window.append(C.Cond(C.START, ">=", query.start_min_ns))
-        if query.start_max_ns is not None:
-            window.append(C.Cond(C.START, "<=", query.start_max_ns))
-        expr = C.all_of(query.span, *window)
+        """Ordinals of every span satisfying the query's span conditions and time window."""
+        indexed, columns = _split(query)
         with self.lock:
-            if expr is None:
-                return np.arange(self.cols.n, dtype=np.uint32)
-            return _np(self.eval(expr, None))
+            cand = (_np(self.eval(C.all_of(*indexed), None)) if indexed
+                    else np.arange(self.cols.n, dtype=np.uint32))
+            return self._filter_columns(columns, cand)
 
-    def candidate_traces(self, query: C.TraceQuery, spans: np.ndarray) -> np.ndarray:
-        """Trace ordinals of the matched spans that pass the trace conditions (judged here)."""
-        n = self.t_id.n
-        hit = np.zeros(n, bool)
-        hit[self.cols.a["trace"][spans]] = True
-        t = np.flatnonzero(hit)
+    def _filter_columns(self, columns: list, cand: np.ndarray) -> np.ndarray:
+        """The candidates passing every column condition, in one pass over the columns."""
+        if not columns or not len(cand):
+            return cand
+        cols = self.cols.a
+        start = cols["start"][cand]
+        dur = None
+        keep = np.ones(len(cand), bool)
+        for c in columns:
+            if c.field == C.DURATION and dur is None:
+                dur = cols["end"][cand].astype(np.int64) - start.astype(np.int64)
+            keep &= self._compare_column(c, dur if c.field == C.DURATION else start)
+        return cand[keep]
+
+    def top_traces(self, query: C.TraceQuery, keep: int):
+        """``(trace ordinals, their first starts, matched spans)``: the ``keep`` newest traces.
+
+        Matching spans are taken newest ordinal first in growing chunks; the walk stops once
+        ``keep`` traces are known whose first start is no older than any span not yet seen
+        could give (the running maximum of span starts bounds it)."""
+        indexed, columns = _split(query)
+        with self.lock:
+            cand = _np(self.eval(C.all_of(*indexed), None)) if indexed else None
+            total = len(cand) if cand is not None else self.cols.n
+            traces, spans = [], []
+            hi, step = total, 4096
+            best = np.zeros(0, np.uint32)
+            while hi > 0:
+                lo = max(0, hi - step)
+                chunk = cand[lo:hi] if cand is not None else np.arange(lo, hi, dtype=np.uint32)
+                chunk = self._filter_columns(columns, chunk)
+                if len(chunk):
+                    spans.append(chunk)
+                    traces.append(self._trace_filter(query, np.unique(self.cols.a["trace"][chunk])))
+                    best = np.unique(np.concatenate(traces))
+                    traces = [best]
+                hi, step = lo, step * 2
+                if hi == 0 or len(best) < keep:
+                    continue
+                below = int(cand[hi - 1]) if cand is not None else hi - 1
+                st = self._sortable_start(best)
+                if np.partition(st, len(st) - keep)[len(st) - keep] >= self.max_start.a[below]:
+                    break
+            if not len(best):
+                return best, np.zeros(0, np.uint64), np.zeros(0, np.uint32)
+            st = self._sortable_start(best)
+            if len(best) > keep:
+                top = np.argpartition(st, len(best) - keep)[len(best) - keep:]
+                best, st = best[top], st[top]
+            return best, st, np.concatenate(spans)
+
+    def _sortable_start(self, t: np.ndarray) -> np.ndarray:
+        st = self.t_start.a[t]
+        return np.where(st == np.iinfo(np.uint64).max, 0, st)  # only untimed spans: oldest
+
+    def _trace_filter(self, query: C.TraceQuery, t: np.ndarray) -> np.ndarray:
+        """The traces (ordinals) passing the trace conditions, as this partition sees them."""
         if query.trace_min_duration_ns is not None or query.trace_max_duration_ns is not None:
             st = self.t_start.a[t]
             st = np.where(st == np.iinfo(np.uint64).max, self.t_end.a[t], st)  # untimed spans only

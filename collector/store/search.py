@@ -43,18 +43,9 @@ class SearchMixin:
         keep = max(query.limit * 2, 16)  # per partition; duplicates across partitions are rare
         for pi, part in enumerate(parts):
             ix = part.index
-            with ix.lock:
-                spans = ix.match(query)
-                if not len(spans):
-                    continue
-                t = ix.candidate_traces(query, spans)
-                if not len(t):
-                    continue
-                st = ix.t_start.a[t]
-                st = np.where(st == _UNTIMED, 0, st)  # only untimed spans: oldest
-                if len(t) > keep:
-                    top = np.argpartition(st, len(t) - keep)[len(t) - keep:]
-                    t, st = t[top], st[top]
+            t, st, spans = ix.top_traces(query, keep)
+            if not len(t):
+                continue
             starts.append(st)
             owners.append(np.full(len(t), pi, np.int32))
             tords.append(t)
@@ -75,27 +66,40 @@ class SearchMixin:
             if len(chosen) >= query.limit:
                 break
             chosen[tid] = [(pi, t)]
+        per_part: dict[int, list[int]] = {}
+        for where in chosen.values():
+            for pi, t in where:
+                per_part.setdefault(pi, []).append(t)
+        found = {}  # (partition, trace ordinal) → matched spans
+        for pi, ts in per_part.items():
+            found.update(((pi, t), m) for t, m in self._matched(parts[pi].index, matched[pi], ts).items())
         out = []
         for tid, where in chosen.items():
             summary = self._summary(tid)
             if summary is None:
                 continue
             for pi, t in where:
-                summary.matched.extend(self._matched(parts[pi].index, matched[pi], t))
+                summary.matched.extend(found.get((pi, t), []))
             out.append(summary)
         out.sort(key=lambda s: s.start_ns, reverse=True)
         return out
 
-    def _matched(self, ix, spans: np.ndarray, t: int) -> list[C.MatchedSpan]:
+    def _matched(self, ix, spans: np.ndarray, traces: list[int]) -> dict[int, list[C.MatchedSpan]]:
+        """The first matching spans of each listed trace (one pass over the matched spans)."""
         with ix.lock:
             cols = ix.cols.a
-            sel = spans[cols["trace"][spans] == t][:MATCHED_PER_TRACE]
-            out = []
+            of_trace = cols["trace"][spans]
+            sel = spans[np.isin(of_trace, np.array(traces, np.uint32))]
+            out: dict[int, list[C.MatchedSpan]] = {}
             for o in sel.tolist():
                 row = cols[o]
+                t = int(row["trace"])
+                have = out.setdefault(t, [])
+                if len(have) >= MATCHED_PER_TRACE:
+                    continue
                 svc, name = ix.op_name(int(row["op"]))
-                out.append(C.MatchedSpan(int(row["sid"]).to_bytes(8, "little"), svc, name,
-                                         int(row["start"]), int(row["end"]) - int(row["start"])))
+                have.append(C.MatchedSpan(int(row["sid"]).to_bytes(8, "little"), svc, name,
+                                          int(row["start"]), int(row["end"]) - int(row["start"])))
             return out
 
     def _summary(self, tid: bytes) -> C.TraceSummary | None:

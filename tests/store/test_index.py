@@ -273,3 +273,26 @@ def test_index_is_rebuilt_past_the_watermark_after_kill_9(tmp_path, checkpoint_s
     assert len(found) >= len(range(1, acked + 1, 3)) - 0
     assert {s.trace_id for s in found} >= {n.to_bytes(16, "big") for n in range(1, acked + 1) if n % 3 == 1}
     store.close()
+
+
+def test_newest_first_is_exact_when_the_walk_stops_early(tmp_path):
+    """Over 4,096 matches the search walks spans newest ordinal first and stops early; the
+    answer must still be the newest traces by first start, whatever order they arrived in."""
+    import random
+    rnd = random.Random(7)
+    store = HotStore(tmp_path, SMALL, LimitsConfig())
+    starts = {}
+    for batch in range(12):
+        req = ExportTraceServiceRequest()
+        for i in range(1000):
+            n = batch * 1000 + i + 1
+            start = T0 + rnd.randrange(0, 10**12)
+            starts[n] = start
+            span(req, n, 1, service="svc", start=start, attrs={"even": n % 2 == 0})
+        store.write([decode_export_request(req.SerializeToString())])
+    want = sorted(starts, key=lambda n: starts[n], reverse=True)
+    assert ids(store, C.Cond(C.SERVICE, "=", "svc"), limit=10) == want[:10]
+    evens = [n for n in want if n % 2 == 0]
+    assert ids(store, C.Cond(C.Attr("span", "even"), "=", True), limit=7) == evens[:7]
+    assert ids(store, limit=3) == want[:3]
+    store.close()
