@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
@@ -72,6 +73,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     writer = None
     if not config.ingest.null_sink:
         store = await loop.run_in_executor(None, functools.partial(HotStore, data_dir, config.store, config.limits, index=config.index))
+        # The indexes just loaded are long-lived: keep the cyclic collector from walking them
+        # on every full collection (a search's rendering makes many short-lived objects).
+        gc.collect()
+        gc.freeze()
         metrics.watch_store(store.stats)
         writer = Writer(store, config.ingest, config.store, loop, metrics)
         metrics.queue_spans.set_function(lambda: writer.queued_spans)

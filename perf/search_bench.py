@@ -175,6 +175,13 @@ def run(args) -> int:
     report["server_anon_rss_mb_after_load"] = round(_anon_bytes(server.proc.pid) / 2**20)
     searches = _searches(TraceShape())
     conn = http.client.HTTPConnection("127.0.0.1", server.ports["query"], timeout=60)
+    if not sample:  # a store loaded earlier: take trace IDs from searches over every service
+        for svc, _key, _value in searches:
+            status, body = _get(conn, "/api/v3/trace-summaries?" + urlencode({
+                "query.serviceName": svc, "query.searchDepth": 300,
+                "query.startTimeMin": "2000-01-01T00:00:00Z", "query.startTimeMax": "2100-01-01T00:00:00Z"}))
+            if status == 200:
+                sample += [bytes.fromhex(s["traceId"]) for s in json.loads(body)["summaries"]]
     # trace by ID
     by_id, found = [], 0
     for i in range(args.repeat):
