@@ -148,7 +148,7 @@ class IndexConfig:
     max_value_len: int = 256  # longer string values are not search terms (their key still lists)
     allow_keys: str = ""  # comma-separated attribute keys; when set, only these are indexed
     deny_keys: str = ""  # comma-separated attribute keys never indexed (e.g. secrets, huge payloads)
-    checkpoint_s: float = 30.0  # how often the indexes are persisted; newer spans are re-indexed on start
+    checkpoint_s: float = 10.0  # how often the indexes are persisted; newer spans are re-indexed on start
 
     def validate(self) -> None:
         _positive("index", "max_value_len", self.max_value_len)

@@ -102,7 +102,7 @@ class Partition:
             if pending:
                 count += self._index_stored(txn, pending)
             done = count
-            self.index.watermark = last
+            self.index.indexed_seq = last  # the next checkpoint persists these
         if done:
             log.info("partition %s: re-indexed %d spans past the checkpoint", self.path.name, done)
 
@@ -129,12 +129,20 @@ class Partition:
         return len(batch.spans)
 
     def checkpoint(self) -> None:
-        """Persist the index up to the last chunk written."""
+        """Persist what the index gained since the last checkpoint (any thread)."""
         if self.index_failed:
             return
-        with self.env.begin(write=True) as txn:
-            self.index.checkpoint(txn, self.dbs[b"index"], self.next_seq - 1)
         self.checkpointed_at = time.monotonic()
+        items = self.index.snapshot()  # under the index lock, quick
+        if not items:
+            return
+        try:  # encoding runs without the index lock, before the (short) write transaction
+            entries = self.index.encode_snapshot(items)
+            with self.env.begin(write=True) as txn:
+                txn.cursor(self.dbs[b"index"]).putmulti(entries)
+        except Exception:
+            self.index_failed = True  # the index now believes unsaved data saved
+            raise
 
     def close(self) -> None:
         self.env.close()
@@ -163,6 +171,24 @@ class HotStore(SearchMixin):
         self._local = threading.local()  # per-reader-thread decompressors
         self._trace_counts: dict[bytes, int] = {}
         self._closed = False
+        self._maintainer = threading.Thread(target=self._maintain, name="clew-index", daemon=True)
+        self._maintain_stop = threading.Event()
+        self._maintainer.start()
+
+    def _maintain(self) -> None:
+        """Index upkeep off the writer thread: merge postings runs, checkpoint now and then."""
+        while not self._maintain_stop.wait(0.05):
+            for part in self._snapshot():
+                try:
+                    while not self._maintain_stop.is_set() and part.index.merge_step():
+                        pass
+                    if (not part.index_failed and time.monotonic() - part.checkpointed_at
+                            >= self.index_config.checkpoint_s):
+                        part.checkpoint()
+                except Exception:
+                    log.exception("partition %s: index upkeep failed; it will be re-indexed on "
+                                  "restart", part.path.name)
+                    part.index_failed = True
 
     # ---------------------------------------------------------------- writing
 
@@ -171,9 +197,6 @@ class HotStore(SearchMixin):
         start = int(self.clock()) // width * width
         part = self.partitions.get(start)
         if part is None:
-            for older in self._snapshot():  # the previous partition gets no more writes
-                if older.index.watermark < older.next_seq - 1:
-                    older.checkpoint()
             part = Partition(self.root / str(start), start, self.config, self.index_config)
             with self._lock:
                 self.partitions[start] = part
@@ -297,9 +320,7 @@ class HotStore(SearchMixin):
         if part.index_failed:
             return  # logged once; the partition is re-indexed from its chunks on restart
         try:
-            part.index.add_many(items)
-            if time.monotonic() - part.checkpointed_at >= self.index_config.checkpoint_s:
-                part.checkpoint()
+            part.index.add_many(items, part.next_seq - 1)
         except Exception:
             part.index_failed = True  # never checkpoint past spans the index missed
             log.exception("partition %s: indexing failed; the spans are stored and will be "
@@ -320,11 +341,12 @@ class HotStore(SearchMixin):
 
     def close(self) -> None:
         self._closed = True
+        self._maintain_stop.set()
+        self._maintainer.join()
         with self._lock:
             for part in self.partitions.values():
                 try:
-                    if part.index.watermark < part.next_seq - 1:
-                        part.checkpoint()
+                    part.checkpoint()
                 except Exception:
                     log.exception("partition %s: index checkpoint failed at close", part.path.name)
                 part.close()

@@ -41,7 +41,7 @@ from collector.store import criteria as C
 from collector.store.terms import (VALUE_TYPES, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
                                    double_text, key_hash, term_hash)
 
-FORMAT = 1
+FORMAT = 2
 NO_SERVICE = "OTLP_ResourceNoServiceName"  # Jaeger's service name for a resource without one
 STATUS_NAMES = ("unset", "ok", "error")
 SCOPE_WHERE = {
@@ -55,7 +55,7 @@ _EMPTY = BitMap()
 
 PROMOTE = 4  # a term seen this often in one batch (or already holding one) gets a bitmap
 FANOUT = 8  # postings runs of one level merged into one run of the next level
-MAX_RUN_ROWS = 1_000_000  # runs are not merged past this size (a merge stalls the writer)
+MAX_RUN_ROWS = 500_000  # runs are not merged past this size (a merge stalls the writer)
 RARE = np.dtype([("hash", "<u8"), ("key", "<u8"), ("ord", "<u4"), ("where", "u1"), ("vtype", "u1"),
                  ("num", "<i8"), ("toff", "<u8"), ("tlen", "<u4")])
 
@@ -155,16 +155,14 @@ def _is_column(node) -> bool:
 
 def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
     """One postings run from several: rows re-sorted by term hash, arenas concatenated."""
-    parts, arena, base = [], bytearray(), 0
-    for rows, a in runs:
-        rows = rows.copy()
-        rows["toff"] += base
-        base += len(a)
-        arena += a
-        parts.append(rows)
-    rows = np.concatenate(parts) if parts else np.zeros(0, RARE)
-    rows = rows[np.argsort(rows["hash"], kind="stable")]
-    return np.ascontiguousarray(rows["hash"]), rows, bytes(arena)
+    if not runs:
+        return np.zeros(0, np.uint64), np.zeros(0, RARE), b""
+    rows = np.concatenate([r for r, _a in runs])
+    bases = np.cumsum([0] + [len(a) for _r, a in runs[:-1]], dtype=np.uint64)
+    rows["toff"] += np.repeat(bases, [len(r) for r, _a in runs])
+    hashes = np.ascontiguousarray(rows["hash"])
+    order = np.argsort(hashes, kind="stable")  # timsort: the inputs are sorted runs
+    return hashes[order], rows[order], b"".join(a for _r, a in runs)
 
 
 def _rare_text(rows: np.ndarray, arena: bytes, i: int) -> str:
@@ -281,12 +279,14 @@ class PartitionIndex:
         self.levels: list[list[tuple]] = [[]]  # postings runs (hashes, RARE rows, arena) per level
         self.sealed: list[tuple] = []  # runs at their final size (and runs loaded from a checkpoint)
         # persistence bookkeeping
-        self.watermark = 0  # last chunk sequence whose spans are indexed
+        self.watermark = 0  # last chunk sequence whose spans are indexed and checkpointed
+        self.indexed_seq = 0  # last chunk sequence whose spans are indexed
         self._saved = {"spans": 0, "traces": 0, "services": 0, "ops": 0, "records": 0}
         self._new_terms: list[int] = []
         self._new_keys: list[int] = []
         self._pending_runs: list[tuple[np.ndarray, bytes]] = []
         self._saved_runs = 0
+        self._checkpoints = 0  # checkpoints written (suffix of the bitmap deltas)
         self._dirty: set[bytes] = set()
         self._write_attrs: list = []  # during a write: each batch's attrs (to read keys and values)
 
@@ -366,13 +366,16 @@ class PartitionIndex:
         """Index the spans ``batch.spans[rows]`` (the accepted ones), in that order."""
         self.add_many([(batch, rows, resource_ids, scope_ids)])
 
-    def add_many(self, items) -> None:
+    def add_many(self, items, seq: int | None = None) -> None:
         """Index several ``(batch, rows, resource ids, scope ids)`` at once, in order.
 
         The batches of one write are folded together, so the per-call costs (grouping, sorting,
         one bitmap update per term) are paid once per write rather than once per request."""
         items = [(b, np.asarray(r, np.int64), ri, si) for b, r, ri, si in items if len(r)]
         if not items:
+            if seq is not None:
+                with self.lock:
+                    self.indexed_seq = max(self.indexed_seq, seq)
             return
         if len(items) > 1:  # one batch for the whole write: every numpy step runs once
             offsets = np.cumsum([0] + [len(b.spans) for b, _r, _ri, _si in items[:-1]])
@@ -384,6 +387,8 @@ class PartitionIndex:
         hashed = [span_terms(b.buf, b.spans, b.attrs, self.max_value_len) for b, _r, _ri, _si in items]
         with self.lock:
             self._add_all(items, hashed)
+            if seq is not None:
+                self.indexed_seq = seq
 
     def _add_all(self, items, hashed) -> None:
         first = self.cols.n
@@ -543,19 +548,8 @@ class PartitionIndex:
         rows["toff"], rows["tlen"] = starts, lens
         rows = rows[np.argsort(rows["hash"], kind="stable")]
         self._pending_runs.append((rows, run_arena))
+        # merged FANOUT at a time by merge_step, off the writer thread
         self.levels[0].append((np.ascontiguousarray(rows["hash"]), rows, run_arena))
-        level = 0
-        while len(self.levels[level]) >= FANOUT:  # each posting is merged log_FANOUT(n) times
-            if sum(len(r) for _h, r, _a in self.levels[level]) > MAX_RUN_ROWS:
-                self.sealed.extend(self.levels[level])
-                self.levels[level] = []
-                break
-            merged = _merge_runs([(r, a) for _h, r, a in self.levels[level]])
-            self.levels[level] = []
-            if level + 1 == len(self.levels):
-                self.levels.append([])
-            self.levels[level + 1].append(merged)
-            level += 1
 
     @property
     def runs(self) -> list:
@@ -622,50 +616,104 @@ class PartitionIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    def checkpoint(self, txn, db, watermark: int) -> None:
-        """Write what changed since the last checkpoint into ``db`` and move the watermark."""
+    def snapshot(self) -> list | None:
+        """Under the lock, cheaply: what changed since the last checkpoint, as ``(key, value)``
+        pairs still to encode, with the watermark they cover; the bookkeeping is reset as if
+        persisted.  ``encode_snapshot`` does the heavy part without the lock.  None: no change."""
         with self.lock:
             s = self._saved
-            put = txn.put
+            if self.indexed_seq <= self.watermark and not self._dirty:
+                return None
+            items = []
             if self.cols.n > s["spans"]:
-                put(b"C" + _U32BE.pack(s["spans"]), self.cols.a[s["spans"]:self.cols.n].tobytes(), db=db)
+                items.append((b"C" + _U32BE.pack(s["spans"]), self.cols.a[s["spans"]:self.cols.n].copy()))
             if self.t_id.n > s["traces"]:
-                put(b"T" + _U32BE.pack(s["traces"]), self.t_id.a[s["traces"]:self.t_id.n].tobytes(), db=db)
+                items.append((b"T" + _U32BE.pack(s["traces"]), self.t_id.a[s["traces"]:self.t_id.n].copy()))
             if len(self.services) > s["services"]:
-                put(b"S" + _U32BE.pack(s["services"]), json.dumps(self.services[s["services"]:]).encode(), db=db)
+                items.append((b"S" + _U32BE.pack(s["services"]), self.services[s["services"]:]))
             if len(self.ops) > s["ops"]:
-                rows = [[svc, name, kind, nh] for (svc, nh, kind), o in self.op_map.items()
-                        if o >= s["ops"] for name in (self.ops[o][1],)]
+                rows = [[self.ops[o][0], self.ops[o][1], kind, nh] for (svc, nh, kind), o
+                        in self.op_map.items() if o >= s["ops"]]
                 rows.sort(key=lambda r: self.op_map[(r[0], r[3], r[2])])
-                put(b"O" + _U32BE.pack(s["ops"]), json.dumps(rows).encode(), db=db)
+                items.append((b"O" + _U32BE.pack(s["ops"]), rows))
             if len(self.records) > s["records"]:
-                rows = [[*r, self.rec_hashes[i]] for i, r in
-                        enumerate(self.records[s["records"]:], s["records"])]
-                put(b"R" + _U32BE.pack(s["records"]), json.dumps(rows).encode(), db=db)
+                items.append((b"R" + _U32BE.pack(s["records"]), [
+                    [*r, self.rec_hashes[i]] for i, r in enumerate(self.records[s["records"]:], s["records"])]))
             if self._new_terms:
-                rows = [[h, *self.dictionary[h]] for h in self._new_terms]
-                put(b"D" + _U32BE.pack(len(self.dictionary)), json.dumps(rows).encode(), db=db)
+                items.append((b"D" + _U32BE.pack(len(self.dictionary)),
+                              [[h, *self.dictionary[h]] for h in self._new_terms]))
             if self._new_keys:
-                rows = [[k, *self.key_names[k]] for k in self._new_keys]
-                put(b"K" + _U32BE.pack(len(self.key_names)), json.dumps(rows).encode(), db=db)
+                items.append((b"K" + _U32BE.pack(len(self.key_names)),
+                              [[k, *self.key_names[k]] for k in self._new_keys]))
             if self._pending_runs:
-                _h, rows, arena = _merge_runs(self._pending_runs)
-                put(b"P" + _U32BE.pack(self._saved_runs), rows.tobytes(), db=db)
-                put(b"A" + _U32BE.pack(self._saved_runs), arena, db=db)
+                items.append((b"P" + _U32BE.pack(self._saved_runs), list(self._pending_runs)))
                 self._saved_runs += 1
+            # Bitmaps only ever gain new ordinals: persist what each gained since the last
+            # checkpoint, so a checkpoint costs what changed, not the size of the partition.
+            fresh = BitMap()
+            fresh.add_range(s["spans"], max(self.cols.n, s["spans"]))
+            suffix = _U32BE.pack(self._checkpoints)
             for key in self._dirty:
-                put(key, self._bitmap_for(key).serialize(), db=db)
-            head = {"format": FORMAT, "watermark": watermark, "spans": self.cols.n,
+                delta = self._bitmap_for(key) & fresh
+                if delta:
+                    items.append((key + suffix, delta))
+            self._checkpoints += 1
+            head = {"format": FORMAT, "watermark": self.indexed_seq, "spans": self.cols.n,
                     "traces": self.t_id.n, "services": len(self.services), "ops": len(self.ops),
                     "records": len(self.records), "max_value_len": self.max_value_len,
-                    "runs": self._saved_runs}
-            put(b"H", json.dumps(head).encode(), db=db)
+                    "runs": self._saved_runs, "checkpoints": self._checkpoints}
+            items.append((b"H", head))
             self._saved = {k: head[k] for k in s}
             self._new_terms = []
             self._new_keys = []
             self._pending_runs = []
             self._dirty = set()
-            self.watermark = watermark
+            self.watermark = self.indexed_seq
+            return items
+
+    @staticmethod
+    def encode_snapshot(items: list) -> list[tuple[bytes, bytes]]:
+        """A ``snapshot`` as database entries (heavy: run it outside any write transaction)."""
+        out = []
+        for key, value in items:
+            if key[:1] == b"P":  # the runs written since the last checkpoint, as one sorted run
+                _h, rows, arena = _merge_runs(value)
+                out += [(key, rows.tobytes()), (b"A" + key[1:], arena)]
+            elif isinstance(value, np.ndarray):
+                out.append((key, value.tobytes()))
+            elif isinstance(value, BitMap):
+                out.append((key, value.serialize()))
+            else:
+                out.append((key, json.dumps(value).encode()))
+        return out
+
+    def merge_step(self) -> bool:
+        """Merge one full level of postings runs into the next (False: nothing to merge).
+
+        Runs are taken and put back under the lock; the merge itself runs without it (numpy
+        releases the GIL for the sort and copies), so the writer keeps going meanwhile."""
+        with self.lock:
+            for level, runs in enumerate(self.levels):
+                if len(runs) >= FANOUT:
+                    taken = runs[:FANOUT]
+                    break
+            else:
+                return False
+        if sum(len(r) for _h, r, _a in taken) > MAX_RUN_ROWS:
+            merged = None
+        else:
+            merged = _merge_runs([(r, a) for _h, r, a in taken])
+        with self.lock:
+            runs = self.levels[level]
+            assert all(a is b for a, b in zip(runs, taken))  # only this method removes runs
+            del runs[:FANOUT]
+            if merged is None:
+                self.sealed.extend(taken)
+            else:
+                if level + 1 == len(self.levels):
+                    self.levels.append([])
+                self.levels[level + 1].append(merged)
+        return True
 
     def _bitmap_for(self, key: bytes) -> BitMap:
         tag = key[:1]
@@ -723,17 +771,23 @@ class PartitionIndex:
             rows = np.frombuffer(rows, RARE)  # each checkpoint segment is sorted by term hash
             self.sealed.append((np.ascontiguousarray(rows["hash"]), rows, arena))
         self._saved_runs = head["runs"]
-        for key, value in bitmaps:
+        written = head["checkpoints"]
+        for key, value in bitmaps:  # deltas: tag, identity, checkpoint number
+            if _U32BE.unpack(key[-4:])[0] >= written:
+                continue  # from a checkpoint whose header never committed
             bm = BitMap.deserialize(value)
             tag = key[:1]
             if tag == b"B":
-                self.terms[_U64BE.unpack(key[1:])[0]] = bm
+                h = _U64BE.unpack(key[1:9])[0]
+                have = self.terms.get(h)
+                self.terms[h] = bm if have is None else have | bm
             else:
-                ident = _U32BE.unpack(key[1:])[0]
+                ident = _U32BE.unpack(key[1:5])[0]
                 target = {b"o": self.op_bm, b"k": self.kind_bm, b"t": self.status_bm,
                           b"r": self.rec_bm, b"s": self.svc_bm}[tag]
                 if ident < len(target):
-                    target[ident] = bm
+                    target[ident] |= bm
+        self._checkpoints = written
         self.bm_hashes = np.array(sorted(self.terms), np.uint64)
         # span columns and the trace table they imply
         for i, tid in enumerate(tids.tolist()):
@@ -757,7 +811,7 @@ class PartitionIndex:
             root = cols["pid"] == 0
             self.t_root.a[tr[root]] = cols["op"][root]
         self._saved = {key: head[key] for key in self._saved}
-        self.watermark = head["watermark"]
+        self.watermark = self.indexed_seq = head["watermark"]
         return True
 
     # ------------------------------------------------------------------ searching
