@@ -38,8 +38,10 @@ log = logging.getLogger("clew.store")
 _SEQ = struct.Struct(">Q")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
+_U16 = struct.Struct(">H")
 _DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index")
 REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
+CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
 
 
 def _record_id(record: bytes) -> int:
@@ -136,10 +138,35 @@ class Partition:
         items = self.index.snapshot()  # under the index lock, quick
         if not items:
             return
-        try:  # encoding runs without the index lock, before the (short) write transaction
+        try:  # encoding runs without the index lock, before the write transactions
             entries = self.index.encode_snapshot(items)
-            with self.env.begin(write=True) as txn:
-                txn.cursor(self.dbs[b"index"]).putmulti(entries)
+            head = [e for e in entries if e[0] == b"H"]
+            parts = []
+            for key, value in entries:
+                if key == b"H":
+                    continue
+                if len(value) <= CHECKPOINT_TXN_BYTES:
+                    parts.append((key, value))
+                else:  # a large segment in parts, so no transaction holds the writer up long
+                    for i, off in enumerate(range(0, len(value), CHECKPOINT_TXN_BYTES)):
+                        parts.append((key + _U16.pack(i), value[off:off + CHECKPOINT_TXN_BYTES]))
+            db = self.dbs[b"index"]
+            with self.env.begin(write=True) as txn:  # parts left by an interrupted checkpoint
+                cur = txn.cursor(db)
+                for key in {k[:5] for k, _v in parts if k[:1] in b"CTSORDKPAQ"}:
+                    if cur.set_range(key):
+                        while cur.key()[:5] == key and cur.delete():
+                            pass
+            group, size = [], 0
+            for key, value in parts:
+                group.append((key, value))
+                size += len(value)
+                if size >= CHECKPOINT_TXN_BYTES:
+                    with self.env.begin(write=True) as txn:
+                        txn.cursor(db).putmulti(group)
+                    group, size = [], 0
+            with self.env.begin(write=True) as txn:  # the header last: the checkpoint counts now
+                txn.cursor(db).putmulti(group + head)
         except Exception:
             self.index_failed = True  # the index now believes unsaved data saved
             raise

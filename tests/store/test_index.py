@@ -296,3 +296,26 @@ def test_newest_first_is_exact_when_the_walk_stops_early(tmp_path):
     assert ids(store, C.Cond(C.Attr("span", "even"), "=", True), limit=7) == evens[:7]
     assert ids(store, limit=3) == want[:3]
     store.close()
+
+
+def test_checkpoint_split_over_many_transactions_reads_back(tmp_path, monkeypatch):
+    """Large checkpoint segments are written in parts over several transactions; parts left
+    by an interrupted checkpoint never mix with the next one."""
+    monkeypatch.setattr("collector.store.hot.CHECKPOINT_TXN_BYTES", 64)
+    store = HotStore(tmp_path, SMALL, LimitsConfig())
+    for n in range(1, 40):
+        req = ExportTraceServiceRequest()
+        span(req, n, 1, service=f"svc{n % 4}", attrs={"n": n, "tag": f"t{n % 5}"})
+        store.write([decode_export_request(req.SerializeToString())])
+        if n % 10 == 0:
+            store._snapshot()[0].checkpoint()
+    [part] = store._snapshot()
+    db = part.dbs[b"index"]
+    with part.env.begin(write=True) as txn:  # a stale part from an interrupted checkpoint
+        txn.put(b"P" + (99).to_bytes(4, "big") + (7).to_bytes(2, "big"), b"junk", db=db)
+    store.close()
+    store = HotStore(tmp_path, SMALL, LimitsConfig())
+    assert ids(store, C.Cond(C.Attr("span", "n"), "=", 17)) == [17]
+    assert sorted(ids(store, C.Cond(C.Attr("span", "tag"), "=", "t2"), limit=100)) == [n for n in range(1, 40) if n % 5 == 2]
+    assert store.services() == ["svc0", "svc1", "svc2", "svc3"]
+    store.close()
