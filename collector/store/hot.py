@@ -12,7 +12,6 @@ and tiering handle whole files.  Named databases in a partition:
 from __future__ import annotations
 
 import logging
-import os
 import struct
 import threading
 import time
@@ -26,9 +25,9 @@ import xxhash
 from collector.codec import decode_export_request
 from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
-from collector.model import SPAN_DTYPE, SpanBatch
+from collector.model import SpanBatch
 from collector.pipeline import Refusals
-from collector.store.chunk import HEADER, ChunkCodec, headers
+from collector.store.chunk import ChunkCodec, headers
 from collector.store.contract import Trace, WriteResult, _field, dedupe
 from collector.store.index import PartitionIndex
 from collector.store.search import SearchMixin

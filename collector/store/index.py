@@ -38,7 +38,7 @@ from pyroaring import BitMap
 from collector.codec import twin
 from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING, concat_batches
 from collector.store import criteria as C
-from collector.store.terms import (VALUE_TYPES, W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
+from collector.store.terms import (W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
                                    double_text, key_hash, term_hash)
 
 FORMAT = 3
@@ -357,10 +357,6 @@ class PartitionIndex:
             self.dictionary[h] = (where, key, text, vtype)
             self.keys.setdefault((where, key), []).append(h)
             self._new_terms.append(h)
-
-    def _bitmap_add(self, bm: BitMap, dirty_key: bytes, ords: array.array) -> None:
-        bm.update(ords)
-        self._dirty.add(dirty_key)
 
     def add(self, batch, rows: np.ndarray, resource_ids: np.ndarray, scope_ids: np.ndarray) -> None:
         """Index the spans ``batch.spans[rows]`` (the accepted ones), in that order."""
@@ -974,14 +970,6 @@ class PartitionIndex:
                 out |= self.eval(p, within)
             return out
         raise C.CriteriaError(f"cannot evaluate {node!r}")
-
-    def match(self, query: C.TraceQuery) -> np.ndarray:
-        """Ordinals of every span satisfying the query's span conditions and time window."""
-        indexed, columns = _split(query)
-        with self.lock:
-            cand = (_np(self.eval(C.all_of(*indexed), None)) if indexed
-                    else np.arange(self.cols.n, dtype=np.uint32))
-            return self._filter_columns(columns, cand)
 
     def _filter_columns(self, columns: list, cand: np.ndarray) -> np.ndarray:
         """The candidates passing every column condition, in one pass over the columns."""
