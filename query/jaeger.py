@@ -29,7 +29,8 @@ from __future__ import annotations
 import base64
 import json
 import math
-from decimal import Decimal
+
+from query.anyvalue import as_string, go_float
 
 __all__ = ["to_jaeger_trace", "to_jaeger_traces", "envelope", "NO_SERVICE_NAME", "WARNINGS_ATTRIBUTE"]
 
@@ -120,7 +121,7 @@ def _process(resource) -> dict:
     for kv in resource.attributes:
         if kv.key == "service.name":
             if service is None:
-                service = _as_string(kv.value)
+                service = as_string(kv.value)
             continue
         tags.append(_tag(kv.key, kv.value))
     return {"serviceName": service if service else NO_SERVICE_NAME, "tags": tags}
@@ -199,14 +200,14 @@ def _span(span, scope_tags: list, pid: str) -> dict:
 def _ref_type(link) -> str:
     for kv in link.attributes:
         if kv.key == REF_TYPE_ATTRIBUTE:
-            return "CHILD_OF" if _as_string(kv.value) == "child_of" else "FOLLOWS_FROM"
+            return "CHILD_OF" if as_string(kv.value) == "child_of" else "FOLLOWS_FROM"
     return "FOLLOWS_FROM"
 
 
 def _warnings(value) -> list:
     if value.WhichOneof("value") == "array_value":
-        return [_as_string(v) for v in value.array_value.values]
-    return [_as_string(value)]
+        return [as_string(v) for v in value.array_value.values]
+    return [as_string(value)]
 
 
 def _micros(nanos: int) -> int:
@@ -246,79 +247,7 @@ def _tag(key: str, value) -> dict:
         return {"key": key, "type": "int64", "value": n if -_MAX_SAFE_INT <= n <= _MAX_SAFE_INT else str(n)}
     if which == "double_value":
         x = value.double_value
-        return {"key": key, "type": "float64", "value": x if math.isfinite(x) else _go_float(x)}
+        return {"key": key, "type": "float64", "value": x if math.isfinite(x) else go_float(x)}
     if which == "bytes_value":
         return {"key": key, "type": "binary", "value": base64.b64encode(value.bytes_value).decode("ascii")}
-    return {"key": key, "type": "string", "value": _as_string(value)}
-
-
-def _as_string(value) -> str:
-    """An AnyValue as one string, as OTLP's ``AsString`` renders it (JSON for arrays/kvlists)."""
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which is None or which == "string_value_strindex":  # empty, or a profiling-only index
-        return ""
-    return _go_json(_raw(value))
-
-
-def _raw(value):
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "bool_value":
-        return value.bool_value
-    if which == "int_value":
-        return value.int_value
-    if which == "double_value":
-        return value.double_value
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if which == "array_value":
-        return [_raw(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _raw(kv.value) for kv in value.kvlist_value.values}
-    return None
-
-
-def _go_json(obj) -> str:
-    """Compact JSON the way Go's encoding/json writes it: sorted keys, shortest floats with no
-    trailing ``.0``, ``<``/``>``/``&`` escaped; so the tag text matches what Jaeger shows."""
-    if obj is None:
-        return "null"
-    if obj is True:
-        return "true"
-    if obj is False:
-        return "false"
-    if isinstance(obj, int):
-        return str(obj)
-    if isinstance(obj, float):
-        return _go_float(obj) if math.isfinite(obj) else "null"  # Go refuses NaN/Inf outright
-    if isinstance(obj, str):
-        return (
-            json.dumps(obj, ensure_ascii=False)
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-        )
-    if isinstance(obj, list):
-        return "[" + ",".join(_go_json(v) for v in obj) + "]"
-    return "{" + ",".join(f"{_go_json(k)}:{_go_json(obj[k])}" for k in sorted(obj)) + "}"
-
-
-def _go_float(x: float) -> str:
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    if x == 0 or 1e-6 <= abs(x) < 1e21:
-        text = format(Decimal(repr(x)), "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text
-    text = repr(x)  # exponent form, e.g. 1e-07 → Go writes 1e-7
-    mantissa, _, exponent = text.partition("e")
-    sign = exponent[0]
-    digits = exponent[1:].lstrip("0") or "0"
-    if sign == "+" and len(digits) < 2:
-        digits = digits.rjust(2, "0")
-    return f"{mantissa}e{sign}{digits}"
+    return {"key": key, "type": "string", "value": as_string(value)}

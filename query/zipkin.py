@@ -49,7 +49,7 @@ import base64
 import ipaddress
 import re
 
-from query.jaeger import _as_string, _go_json, _raw  # pdata's AsString / AsRaw rendering
+from query.anyvalue import as_raw, as_string, go_json  # pdata's AsString / AsRaw rendering
 
 __all__ = ["to_zipkin_spans", "to_zipkin_traces", "trace_hex", "micros_duration", "NO_SERVICE_NAMES"]
 
@@ -165,19 +165,19 @@ def _span(span, service: str, base: dict) -> dict:
         tags["w3c.tracestate"] = span.trace_state
     _status(span.status, tags)
     for n, link in enumerate(span.links):
-        attrs = {kv.key: _raw(kv.value) for kv in link.attributes}
+        attrs = {kv.key: as_raw(kv.value) for kv in link.attributes}
         tags[f"otlp.link.{n}"] = "|".join((
             link.trace_id.hex() if any(link.trace_id) else "",
             link.span_id.hex() if any(link.span_id) else "",
-            link.trace_state, _go_json(attrs), str(link.dropped_attributes_count)))
+            link.trace_state, go_json(attrs), str(link.dropped_attributes_count)))
 
     if span.events:
         annotations = []
         for event in span.events:
             value = event.name
             if event.attributes or event.dropped_attributes_count:
-                attrs = {kv.key: _raw(kv.value) for kv in event.attributes}
-                value = f"{event.name}|{_go_json(attrs)}|{event.dropped_attributes_count}"
+                attrs = {kv.key: as_raw(kv.value) for kv in event.attributes}
+                value = f"{event.name}|{go_json(attrs)}|{event.dropped_attributes_count}"
             annotations.append((event.time_unix_nano // 1000, value))
         out["annotations"] = [{"timestamp": t, "value": v} for t, v in sorted(annotations)]
     if tags:
@@ -193,7 +193,7 @@ def _text(value) -> str:
     """pdata's ``AsString``: bytes as bare base64, the rest as ``query.jaeger`` renders it."""
     if value.WhichOneof("value") == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
-    return _as_string(value)
+    return as_string(value)
 
 
 def _endpoint(tags: dict, service: str, ip_key: str, port_key: str) -> dict | None:
