@@ -85,8 +85,9 @@ class SpanWriter(Protocol):
         survives a crash of the process (``kill -9``); with ``store.fsync = true`` it survives a
         power loss too.  If ``write`` raises, nothing of these batches may be acknowledged (part
         of it may or may not be on disk; a retry may then store a span twice, which readers
-        collapse because identical spans are returned once).  Batches are owned by the store
-        only for the duration of the call.  Only one thread calls ``write`` at a time.
+        collapse because identical spans are returned once).  The store may keep references to
+        the batches after the call (to index them); their buffers are immutable ``bytes``.
+        Only one thread calls ``write`` at a time.
         """
         ...
 
@@ -127,7 +128,8 @@ class SpanSearcher(Protocol):
     """Searches and listings over the indexes (collector/store/criteria.py has the search model).
 
     Every method is safe to call from any thread, concurrently with the writer, and sees every
-    span written by a ``write`` that returned.  ``start_ns``/``end_ns`` (epoch nanoseconds,
+    span written by a ``write`` that returned before the call began (indexing may run behind
+    the writer; a search waits for it to catch up).  ``start_ns``/``end_ns`` (epoch nanoseconds,
     ``None`` = unbounded) restrict a listing to partitions holding spans that started in that
     window; listings are sorted.
     """

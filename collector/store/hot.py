@@ -12,6 +12,7 @@ and tiering handle whole files.  Named databases in a partition:
 from __future__ import annotations
 
 import logging
+import queue
 import struct
 import threading
 import time
@@ -41,6 +42,8 @@ _U16 = struct.Struct(">H")
 _DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index")
 REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
+INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
+INDEX_WAIT_S = 5.0  # how long a search waits for the indexer to catch up with acknowledged writes
 
 
 def _record_id(record: bytes) -> int:
@@ -200,6 +203,33 @@ class HotStore(SearchMixin):
         self._maintainer = threading.Thread(target=self._maintain, name="clew-index", daemon=True)
         self._maintain_stop = threading.Event()
         self._maintainer.start()
+        # Indexing runs on its own thread, after the commit: acknowledgements do not wait for it,
+        # searches do (they wait until every write committed before they began is indexed).
+        self._index_queue: queue.Queue = queue.Queue(maxsize=INDEX_QUEUE_WRITES)
+        self._index_cond = threading.Condition()
+        self._written = 0  # writes committed and handed to the indexer
+        self._indexed = 0  # of those, indexed (or given up on)
+        self._indexer = threading.Thread(target=self._index_loop, name="clew-indexer", daemon=True)
+        self._indexer.start()
+
+    def _index_loop(self) -> None:
+        while True:
+            work = self._index_queue.get()
+            if work is None:
+                return
+            part, items, seq = work
+            self._index(part, items, seq)
+            with self._index_cond:
+                self._indexed += 1
+                self._index_cond.notify_all()
+
+    def _await_index(self) -> None:
+        """Wait until every write committed before this call is searchable (bounded)."""
+        with self._index_cond:
+            target = self._written
+            if not self._index_cond.wait_for(lambda: self._indexed >= target, INDEX_WAIT_S):
+                log.warning("search answered before the indexer caught up (%d writes behind)",
+                            target - self._indexed)
 
     def _maintain(self) -> None:
         """Index upkeep off the writer thread: merge postings runs, checkpoint now and then."""
@@ -334,19 +364,20 @@ class HotStore(SearchMixin):
             raise StoreError(f"commit failed: {exc}") from exc
         part.next_seq = seq
         part.min_start, part.max_end, part.spans = min_start, max_end, part.spans + total
-        self._index(part, to_index)
+        with self._index_cond:
+            self._written += 1
+        self._index_queue.put((part, to_index, part.next_seq - 1))  # waits if the indexer lags
         if len(counts) > self.config.trace_count_cache:
             self._trim_counts()
         return results
 
-    def _index(self, part: Partition, items: list) -> None:
-        """Index what was just committed (before it is acknowledged, so a search right after the
-        acknowledgement finds it); checkpoint the index now and then.  An indexing failure is
+    def _index(self, part: Partition, items: list, seq: int) -> None:
+        """Index what was committed up to chunk ``seq`` (indexer thread).  An indexing failure is
         logged and never fails the write: the spans are durable and re-indexed on restart."""
         if part.index_failed:
             return  # logged once; the partition is re-indexed from its chunks on restart
         try:
-            part.index.add_many(items, part.next_seq - 1)
+            part.index.add_many(items, seq)
         except Exception:
             part.index_failed = True  # never checkpoint past spans the index missed
             log.exception("partition %s: indexing failed; the spans are stored and will be "
@@ -367,6 +398,8 @@ class HotStore(SearchMixin):
 
     def close(self) -> None:
         self._closed = True
+        self._index_queue.put(None)  # index what is queued, then stop
+        self._indexer.join()
         self._maintain_stop.set()
         self._maintainer.join()
         with self._lock:

@@ -32,7 +32,11 @@ def _overlaps(part, start_ns, end_ns) -> bool:
 
 
 class SearchMixin:
+    def _await_index(self) -> None:
+        """Hosts that index asynchronously wait here until acknowledged writes are searchable."""
+
     def _search_parts(self, start_ns=None, end_ns=None) -> list:
+        self._await_index()
         return [p for p in self._snapshot() if _overlaps(p, start_ns, end_ns)]
 
     # ------------------------------------------------------------------ traces
