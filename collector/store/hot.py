@@ -155,7 +155,7 @@ class Partition:
             db = self.dbs[b"index"]
             with self.env.begin(write=True) as txn:  # parts left by an interrupted checkpoint
                 cur = txn.cursor(db)
-                for key in {k[:5] for k, _v in parts if k[:1] in b"CTSORDKPAQ"}:
+                for key in {k[:5] for k, _v in parts if k[:1] in b"CTSORDKPA"}:
                     if cur.set_range(key):
                         while cur.key()[:5] == key and cur.delete():
                             pass

@@ -41,7 +41,7 @@ from collector.store import criteria as C
 from collector.store.terms import (W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
                                    double_text, key_hash, term_hash)
 
-FORMAT = 3
+FORMAT = 4
 NO_SERVICE = "OTLP_ResourceNoServiceName"  # Jaeger's service name for a resource without one
 STATUS_NAMES = ("unset", "ok", "error")
 SCOPE_WHERE = {
@@ -673,11 +673,9 @@ class PartitionIndex:
         """A ``snapshot`` as database entries (heavy: run it outside any write transaction)."""
         out = []
         for key, value in items:
-            if key[:1] == b"P":  # the runs written since the last checkpoint, each still sorted
-                sizes = np.array([(len(r), len(a)) for r, a in value], np.uint64)
-                out += [(key, b"".join(r.tobytes() for r, _a in value)),
-                        (b"A" + key[1:], b"".join(a for _r, a in value)),
-                        (b"Q" + key[1:], sizes.tobytes())]
+            if key[:1] == b"P":  # the runs written since the last checkpoint, merged into one
+                _h, rows, arena = _merge_runs(value)
+                out += [(key, rows.tobytes()), (b"A" + key[1:], arena)]
             elif isinstance(value, np.ndarray):
                 out.append((key, value.tobytes()))
             elif isinstance(value, BitMap):
@@ -731,14 +729,14 @@ class PartitionIndex:
         if head.get("format") != FORMAT or head.get("max_value_len") != self.max_value_len:
             return False
         segs = {b"C": [], b"T": [], b"S": [], b"O": [], b"R": [], b"D": [], b"K": [], b"P": [],
-                b"A": [], b"Q": []}
+                b"A": []}
         bitmaps = []
         # A segment is ``tag ‖ u32`` (its start, or its count after it); a large one is split
         # into parts ``tag ‖ u32 ‖ u16`` written in several transactions.  Only segments the
         # header counts belong to a committed checkpoint; anything past them is ignored.
         limit = {b"C": ("<", "spans"), b"T": ("<", "traces"), b"S": ("<", "services"),
                  b"O": ("<", "ops"), b"R": ("<", "records"), b"D": ("<=", "dictionary"),
-                 b"K": ("<=", "keys"), b"P": ("<", "runs"), b"A": ("<", "runs"), b"Q": ("<", "runs")}
+                 b"K": ("<=", "keys"), b"P": ("<", "runs"), b"A": ("<", "runs")}
         for key, value in txn.cursor(db=db):
             tag = key[:1]
             if tag in segs:
@@ -778,16 +776,9 @@ class PartitionIndex:
         for _, v in segs[b"K"]:
             for k, where, key in json.loads(v):
                 self.key_names[k] = (where, key)
-        loaded = []
-        for (_, rows), (_, arena), (_, sizes) in zip(segs[b"P"][:head["runs"]], segs[b"A"][:head["runs"]],
-                                                     segs[b"Q"][:head["runs"]]):
-            rows = np.frombuffer(rows, RARE)
-            r0 = a0 = 0
-            for nrows, narena in np.frombuffer(sizes, np.uint64).reshape(-1, 2).tolist():
-                run = rows[r0:r0 + nrows]  # each run is sorted by term hash
-                loaded.append((np.ascontiguousarray(run["hash"]), run, arena[a0:a0 + narena]))
-                r0, a0 = r0 + nrows, a0 + narena
-        self.levels = [loaded]  # the maintenance thread merges them after start
+        for (_, rows), (_, arena) in zip(segs[b"P"], segs[b"A"]):
+            rows = np.frombuffer(rows, RARE)  # one sorted run per checkpoint
+            self.sealed.append((np.ascontiguousarray(rows["hash"]), rows, arena))
         self._saved_runs = head["runs"]
         written = head["checkpoints"]
         for key, value in bitmaps:  # deltas: tag, identity, checkpoint number
