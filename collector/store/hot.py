@@ -73,7 +73,7 @@ class Partition:
             self.spans = _U64.unpack(txn.get(b"spans", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
             self.index = self._new_index(index)
             try:
-                loaded = self.index.load(txn, self.dbs[b"index"])
+                loaded = self.index.load(self.env, self.dbs[b"index"])
             except Exception:  # derived data: a checkpoint that cannot be read is rebuilt
                 log.exception("partition %s: index checkpoint unreadable; rebuilding", path.name)
                 loaded = False

@@ -128,6 +128,18 @@ def _groups(primary: np.ndarray, secondary: np.ndarray | None = None):
     return order[change], inverse
 
 
+def _joined(parts: list) -> bytes | bytearray:
+    """The parts of a segment (views of the database map) copied once into one buffer."""
+    if len(parts) == 1:
+        return bytes(parts[0])
+    out = bytearray(sum(len(p) for p in parts))
+    pos = 0
+    for p in parts:
+        out[pos:pos + len(p)] = p
+        pos += len(p)
+    return out
+
+
 def _split(query: C.TraceQuery) -> tuple[list, list]:
     """The query's span conditions and window as (bitmap conditions, column conditions)."""
     window = []
@@ -720,12 +732,16 @@ class PartitionIndex:
         return {b"o": self.op_bm, b"k": self.kind_bm, b"t": self.status_bm, b"r": self.rec_bm,
                 b"s": self.svc_bm}[tag][ident]
 
-    def load(self, txn, db) -> bool:
+    def load(self, env, db) -> bool:
         """Read a checkpoint; False when there is none (or it is of another format: rebuild)."""
+        with env.begin(buffers=True) as txn:  # values are views of the map: copied once below
+            return self._load(txn, db)
+
+    def _load(self, txn, db) -> bool:
         head = txn.get(b"H", db=db)
         if head is None:
             return False
-        head = json.loads(head)
+        head = json.loads(bytes(head))
         if head.get("format") != FORMAT or head.get("max_value_len") != self.max_value_len:
             return False
         segs = {b"C": [], b"T": [], b"S": [], b"O": [], b"R": [], b"D": [], b"K": [], b"P": [],
@@ -738,17 +754,19 @@ class PartitionIndex:
                  b"O": ("<", "ops"), b"R": ("<", "records"), b"D": ("<=", "dictionary"),
                  b"K": ("<=", "keys"), b"P": ("<", "runs"), b"A": ("<", "runs")}
         for key, value in txn.cursor(db=db):
+            key = bytes(key)
             tag = key[:1]
             if tag in segs:
                 op, field = limit[tag]
                 n = _U32BE.unpack(key[1:5])[0]
                 if n < head[field] or (op == "<=" and n == head[field]):
                     if segs[tag] and segs[tag][-1][0] == key[:5]:
-                        segs[tag][-1] = (key[:5], segs[tag][-1][1] + value)  # the next part
+                        segs[tag][-1][1].append(value)  # the next part
                     else:
-                        segs[tag].append((key[:5], value))
+                        segs[tag].append((key[:5], [value]))
             elif tag in (b"B", b"o", b"k", b"t", b"r", b"s"):
-                bitmaps.append((key, value))
+                bitmaps.append((key, bytes(value)))
+        segs = {tag: [(k, _joined(parts)) for k, parts in found] for tag, found in segs.items()}
         cols = np.frombuffer(b"".join(v for _, v in segs[b"C"]), SPAN_COLS)[:head["spans"]]
         tids = np.frombuffer(b"".join(v for _, v in segs[b"T"]), "V16")[:head["traces"]]
         for _, v in segs[b"S"]:
