@@ -149,6 +149,23 @@ def _anon_bytes(pid: int | None = None) -> int:
     return psutil.Process(pid).memory_info().rss
 
 
+def _settle(pid: int, idle_pct: float = 15.0, quiet_s: float = 3.0, limit_s: float = 300.0) -> float:
+    """Seconds until the server's CPU stays under ``idle_pct`` for ``quiet_s`` (at most ``limit_s``)."""
+    proc = psutil.Process(pid)
+    started = time.monotonic()
+    quiet_since = None
+    proc.cpu_percent(None)
+    while time.monotonic() - started < limit_s:
+        time.sleep(0.5)
+        if proc.cpu_percent(None) < idle_pct:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= quiet_s:
+                break
+        else:
+            quiet_since = None
+    return round(time.monotonic() - started, 1)
+
+
 def _get(conn: http.client.HTTPConnection, path: str) -> tuple[int, bytes]:
     conn.request("GET", path)
     r = conn.getresponse()
@@ -173,6 +190,9 @@ def run(args) -> int:
         report["load"] = {"seconds": round(took, 1), "spans_per_s": round(args.spans / took)}
         print(f"loaded {args.spans:,} spans in {took:.0f} s ({args.spans / took:,.0f} spans/s)", flush=True)
     report["server_anon_rss_mb_after_load"] = round(_anon_bytes(server.proc.pid) / 2**20)
+    if args.spans:  # let the index's background upkeep (merges, checkpoint) finish first
+        report["settle_s"] = _settle(server.proc.pid)
+        print(f"server settled {report['settle_s']} s after the load", flush=True)
     searches = _searches(TraceShape())
     conn = http.client.HTTPConnection("127.0.0.1", server.ports["query"], timeout=60)
     if not sample:  # a store loaded earlier: take trace IDs from searches over every service
