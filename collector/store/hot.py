@@ -11,6 +11,7 @@ and tiering handle whole files.  Named databases in a partition:
 """
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import struct
@@ -132,14 +133,14 @@ class Partition:
                        np.array(sids, np.uint64))
         return len(batch.spans)
 
-    def checkpoint(self) -> None:
-        """Persist what the index gained since the last checkpoint (any thread)."""
+    def checkpoint(self) -> bool:
+        """Persist what the index gained since the last checkpoint (any thread); True if it did."""
         if self.index_failed:
-            return
+            return False
         self.checkpointed_at = time.monotonic()
         items = self.index.snapshot()  # under the index lock, quick
         if not items:
-            return
+            return False
         try:  # encoding runs without the index lock, before the write transactions
             entries = self.index.encode_snapshot(items)
             head = [e for e in entries if e[0] == b"H"]
@@ -169,6 +170,7 @@ class Partition:
                     group, size = [], 0
             with self.env.begin(write=True) as txn:  # the header last: the checkpoint counts now
                 txn.cursor(db).putmulti(group + head)
+            return True
         except Exception:
             self.index_failed = True  # the index now believes unsaved data saved
             raise
@@ -240,7 +242,10 @@ class HotStore(SearchMixin):
                         pass
                     if (not part.index_failed and time.monotonic() - part.checkpointed_at
                             >= self.index_config.checkpoint_s):
-                        part.checkpoint()
+                        if part.checkpoint():
+                            # What the index built is long-lived: keep the cyclic collector from
+                            # walking it in every full collection (queries pay for those pauses).
+                            gc.freeze()
                 except Exception:
                     log.exception("partition %s: index upkeep failed; it will be re-indexed on "
                                   "restart", part.path.name)
