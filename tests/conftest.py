@@ -19,6 +19,22 @@ PORT_FLAGS = ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "
               "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port")
 
 
+def otlp_json_attributes(**kv) -> list:
+    """OTLP/JSON ``attributes``: ``a__b=1`` → key ``a.b``, typed by the Python value."""
+    out = []
+    for k, v in kv.items():
+        key = k.replace("__", ".")
+        if isinstance(v, bool):
+            out.append({"key": key, "value": {"boolValue": v}})
+        elif isinstance(v, int):
+            out.append({"key": key, "value": {"intValue": str(v)}})
+        elif isinstance(v, float):
+            out.append({"key": key, "value": {"doubleValue": v}})
+        else:
+            out.append({"key": key, "value": {"stringValue": v}})
+    return out
+
+
 class Server:
     """A ``clew serve`` subprocess; ports come from DATA_DIR/ports.json."""
 

@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from werkzeug.datastructures import MultiDict
 
 from collector.store.criteria import DURATION, KIND, NAME, SERVICE, STATUS, And, Attr, Cond
-from conftest import CONFORMANCE, Server
+from conftest import CONFORMANCE, Server, otlp_json_attributes
 from query.jaeger_api import classic_search, parse_tag_param, v3_search
 
 GOLDEN = CONFORMANCE / "jaeger" / "query-api" / "apiv3-snapshots"
@@ -25,17 +25,7 @@ NOW = time.time_ns()
 BASE = NOW - 30 * 60 * 10**9  # the shop's traces start half an hour ago
 
 
-def attrs(**kv) -> list:
-    out = []
-    for k, v in kv.items():
-        key = k.replace("__", ".")
-        if isinstance(v, bool):
-            out.append({"key": key, "value": {"boolValue": v}})
-        elif isinstance(v, int):
-            out.append({"key": key, "value": {"intValue": str(v)}})
-        else:
-            out.append({"key": key, "value": {"stringValue": v}})
-    return out
+attrs = otlp_json_attributes
 
 
 def span(trace: int, sid: int, name: str, kind: int, start_ms: float, end_ms: float, *, parent=None,

@@ -22,7 +22,7 @@ import requests
 
 from collector.config import Config
 from collector.metrics import Metrics
-from conftest import Server
+from conftest import Server, otlp_json_attributes
 from query.app import create_app
 from query.openapi import document
 
@@ -161,19 +161,7 @@ def test_check_catches_what_it_claims_to():
 # --------------------------------------------------------------------------- fixtures
 
 
-def _attrs(**kv) -> list:
-    out = []
-    for k, v in kv.items():
-        key = k.replace("__", ".")
-        if isinstance(v, bool):
-            out.append({"key": key, "value": {"boolValue": v}})
-        elif isinstance(v, int):
-            out.append({"key": key, "value": {"intValue": str(v)}})
-        elif isinstance(v, float):
-            out.append({"key": key, "value": {"doubleValue": v}})
-        else:
-            out.append({"key": key, "value": {"stringValue": v}})
-    return out
+_attrs = otlp_json_attributes
 
 
 def _span(tid, sid, name, kind, start_ms, end_ms, *, parent=None, **extra) -> dict:
