@@ -44,7 +44,7 @@ _DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index")
 REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
 INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
-INDEX_WAIT_S = 5.0  # how long a search waits for the indexer to catch up with acknowledged writes
+INDEX_WAIT_S = 1.0  # how long a search waits for the indexer to catch up with acknowledged writes
 
 
 def _record_id(record: bytes) -> int:
