@@ -901,8 +901,13 @@ class PartitionIndex:
                                ">=": np.greater_equal}[cond.op](val, float(cond.value))
                         hit = sel[ok]
                     else:
-                        hit = np.array([i for i in sel.tolist() if match(_rare_text(rows, arena, i))],
-                                       np.int64)
+                        # rows are sorted by term hash: test each distinct value once
+                        h = rows["hash"][sel]
+                        first = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1])))
+                        ok = np.fromiter((bool(match(_rare_text(rows, arena, i)))
+                                          for i in sel[first].tolist()), bool, len(first))
+                        group = np.cumsum(np.concatenate(([True], h[1:] != h[:-1]))) - 1
+                        hit = sel[ok[group]]
                     if len(hit):
                         parts.append(BitMap(_aa(rows["ord"][hit])))
         parts = [p for p in parts if p]

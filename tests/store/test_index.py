@@ -155,6 +155,9 @@ def test_regex_and_existence(shop):
     assert ids(shop, C.Cond(C.NAME, "=~", "GET /.*")) == [2, 1]
     assert ids(shop, C.Cond(C.NAME, "!~", "GET.*")) == [3, 1]  # trace 1 has other spans
     assert ids(shop, C.Cond(C.Attr("any", "exception.type"), "exists")) == [1]
+    assert ids(shop, C.Cond(C.Attr("span", "user"), "=~", "al.*")) == [1]
+    assert ids(shop, C.Cond(C.Attr("span", "user"), "!~", "al.*")) == [2]
+    assert ids(shop, C.Cond(C.Attr("span", "http.method"), "=~", "GET|POST")) == [3, 2, 1]
     assert ids(shop, C.Cond(C.Attr("resource", "deployment.environment"), "=~", "prod|dev")) == [1]
     assert ids(shop, C.Cond(C.Attr("link", "link.reason"), "=", "retry")) == [3]
     assert ids(shop, C.Cond(C.Attr("span", "link.reason"), "=", "retry")) == []
