@@ -36,7 +36,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from pyroaring import BitMap
 
 from collector.codec import twin
-from collector.model import KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING, concat_batches
+from collector.model import (KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING, concat_batches,
+                             concat_rows, take_rows)
 from collector.store import criteria as C
 from collector.store.terms import (W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
                                    double_text, key_hash, term_hash)
@@ -91,7 +92,11 @@ class Grow:
     def extend(self, values) -> None:
         k = len(values)
         self.reserve(k)
-        self.a[self.n:self.n + k] = values
+        if self.a.dtype.names and isinstance(values, np.ndarray) and values.dtype == self.a.dtype:
+            size = self.a.dtype.itemsize  # whole rows as bytes: structured assignment goes field by field
+            self.a.view(np.uint8)[self.n * size:(self.n + k) * size] = np.ascontiguousarray(values).view(np.uint8)
+        else:
+            self.a[self.n:self.n + k] = values
         self.n += k
 
     def view(self) -> np.ndarray:
@@ -169,12 +174,12 @@ def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
     """One postings run from several: rows re-sorted by term hash, arenas concatenated."""
     if not runs:
         return np.zeros(0, np.uint64), np.zeros(0, RARE), b""
-    rows = np.concatenate([r for r, _a in runs])
+    rows = concat_rows([r for r, _a in runs], RARE)
     bases = np.cumsum([0] + [len(a) for _r, a in runs[:-1]], dtype=np.uint64)
     rows["toff"] += np.repeat(bases, [len(r) for r, _a in runs])
     hashes = np.ascontiguousarray(rows["hash"])
     order = np.argsort(hashes, kind="stable")  # timsort: the inputs are sorted runs
-    return hashes[order], rows[order], b"".join(a for _r, a in runs)
+    return hashes[order], take_rows(rows, order), b"".join(a for _r, a in runs)
 
 
 def _rare_text(rows: np.ndarray, arena: bytes, i: int) -> str:
@@ -403,7 +408,7 @@ class PartitionIndex:
         span_parts, attr_parts, arenas = [], [], []
         base, arena_base = 0, 0
         for bi, ((batch, rows, rids, sids), (name_h, term_h, key_h)) in enumerate(zip(items, hashed)):
-            spans = batch.spans[rows]
+            spans = take_rows(batch.spans, rows)
             n = len(rows)
             res_ord = np.array([self._record(W_RESOURCE, int(rids[r]), rec, svc)
                                 for r, (rec, svc) in enumerate(batch.resources)], np.uint32)
@@ -432,7 +437,7 @@ class PartitionIndex:
                     keep &= self._key_filter(batch.buf, attrs)
                 idx = np.flatnonzero(keep)
                 if len(idx):
-                    a = attrs[idx]
+                    a = take_rows(attrs, idx)
                     ap = np.zeros(len(idx), _PREP_ATTR)
                     ap["hash"], ap["key"] = term_h[idx], key_h[idx]
                     ap["span"] = arow_span[idx] + base
@@ -445,7 +450,7 @@ class PartitionIndex:
             arenas.append(np.frombuffer(batch.buf, np.uint8))
             arena_base += len(batch.buf)
             base += n
-        sp = np.concatenate(span_parts)
+        sp = concat_rows(span_parts, _PREP_SPAN)
         n = len(sp)
         ords = np.arange(first, first + n, dtype=np.uint32)
         bufs = [b.buf for b, _r, _ri, _si in items]
@@ -493,7 +498,7 @@ class PartitionIndex:
         cols["op"] = span_op
         self._apply(cols, ords, span_op)
         if attr_parts:
-            ap = np.concatenate(attr_parts)
+            ap = concat_rows(attr_parts, _PREP_ATTR)
             arena = arenas[0] if len(arenas) == 1 else np.concatenate(arenas)
             self._add_terms(bufs, ap, ords[ap["span"]], arena)
         self._write_attrs = []
@@ -539,7 +544,7 @@ class PartitionIndex:
                 self.bm_hashes = np.union1d(self.bm_hashes, np.array(created, np.uint64))
         rare = np.flatnonzero(~row_bm)
         if len(rare):
-            self._add_run(ap[rare], a_ords[rare], arena)
+            self._add_run(take_rows(ap, rare), a_ords[rare], arena)
 
     def _add_run(self, ap, ords, arena: np.ndarray) -> None:
         rows = np.zeros(len(ap), RARE)
@@ -554,7 +559,7 @@ class PartitionIndex:
         else:
             run_arena = b""
         rows["toff"], rows["tlen"] = starts, lens
-        rows = rows[np.argsort(rows["hash"], kind="stable")]
+        rows = take_rows(rows, np.argsort(rows["hash"], kind="stable"))
         self._pending_runs.append((rows, run_arena))
         # merged FANOUT at a time by merge_step, off the writer thread
         self.levels[0].append((np.ascontiguousarray(rows["hash"]), rows, run_arena))
