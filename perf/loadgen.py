@@ -489,11 +489,13 @@ def _client_cpu() -> float:
 class SpawnedServer:
     """``clew serve`` on ephemeral ports in a temporary data directory."""
 
-    def __init__(self, settings: list[str], timeout: float, keep_data: bool):
-        self.root = Path(tempfile.mkdtemp(prefix="clew-perf-"))
-        self.data_dir = self.root / "data"
+    def __init__(self, settings: list[str], timeout: float, keep_data: bool,
+                 data_dir: Path | None = None):
+        # ``data_dir``: serve an existing (or new) data directory instead, and keep it
+        self.root = Path(data_dir).parent if data_dir else Path(tempfile.mkdtemp(prefix="clew-perf-"))
+        self.data_dir = Path(data_dir) if data_dir else self.root / "data"
         self.log_path = self.root / "server.log"
-        self.keep_data = keep_data
+        self.keep_data = keep_data or data_dir is not None
         clew = Path(sys.executable).parent / "clew"
         cmd = [str(clew), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
         for flag in ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
@@ -502,7 +504,7 @@ class SpawnedServer:
         for kv in settings:
             cmd += ["--set", kv]
         self.cmd = cmd
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         try:
@@ -531,6 +533,8 @@ class SpawnedServer:
                     ports = json.loads(ports_file.read_text())
                 except (ValueError, OSError):
                     ports = None  # half written: try again
+                if ports is not None and ports.get("pid") != self.proc.pid:
+                    ports = None  # left by an earlier server of this data directory
             if ports is not None:
                 try:
                     if http_get_status(f"http://127.0.0.1:{ports['query']}/readyz", 1.0) == 200:

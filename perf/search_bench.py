@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,6 +31,7 @@ from urllib.parse import urlencode
 import numpy as np
 import psutil
 
+from perf.loadgen import SpawnedServer
 from perf.traces import RequestPool, TraceShape, TraceSynth
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,40 +52,6 @@ def _pct(values: list[float]) -> dict:
     return {"n": len(a), "p50_ms": round(float(np.percentile(a, 50)), 3),
             "p95_ms": round(float(np.percentile(a, 95)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3),
             "max_ms": round(float(a.max()), 3), "mean_ms": round(statistics.fmean(a), 3)}
-
-
-class _Server:
-    def __init__(self, data_dir: Path, settings: list[str]):
-        args = [sys.executable, "-m", "collector", "serve", "--data-dir", str(data_dir), "--host", "127.0.0.1"]
-        for flag in ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
-                     "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port"):
-            args += [flag, "0"]
-        for s in settings:
-            args += ["--set", s]
-        self.log = open(data_dir.parent / "search-bench-server.log", "ab")
-        started = time.monotonic()
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        ports_file = data_dir / "ports.json"
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"server exited ({self.proc.returncode}); see {self.log.name}")
-            try:
-                ports = json.loads(ports_file.read_text())
-                if ports.get("pid") == self.proc.pid:
-                    self.ports = ports
-                    c = http.client.HTTPConnection("127.0.0.1", ports["query"], timeout=5)
-                    c.request("GET", "/readyz")
-                    if c.getresponse().status == 200:
-                        break
-            except (OSError, ValueError, http.client.HTTPException):
-                pass
-            time.sleep(0.1)
-        self.ready_s = time.monotonic() - started
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(600)
-        self.log.close()
 
 
 def _load(port: int, spans: int, concurrency: int) -> tuple[list[bytes], float]:
@@ -182,16 +148,17 @@ def run(args) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     report = {"command": " ".join(sys.argv), "spans": args.spans, "data_dir": str(data_dir),
               "cpu": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    server = _Server(data_dir, args.server_set)
-    print(f"server ready in {server.ready_s:.1f} s (pid {server.proc.pid})", flush=True)
+    started = time.monotonic()
+    server = SpawnedServer(args.server_set, timeout=3600, keep_data=True, data_dir=data_dir)
+    print(f"server ready in {time.monotonic() - started:.1f} s (pid {server.pid})", flush=True)
     sample: list[bytes] = []
     if args.spans:
         sample, took = _load(server.ports["otlp_http"], args.spans, args.concurrency)
         report["load"] = {"seconds": round(took, 1), "spans_per_s": round(args.spans / took)}
         print(f"loaded {args.spans:,} spans in {took:.0f} s ({args.spans / took:,.0f} spans/s)", flush=True)
-    report["server_anon_rss_mb_after_load"] = round(_anon_bytes(server.proc.pid) / 2**20)
+    report["server_anon_rss_mb_after_load"] = round(_anon_bytes(server.pid) / 2**20)
     if args.spans:  # let the index's background upkeep (merges, checkpoint) finish first
-        report["settle_s"] = _settle(server.proc.pid)
+        report["settle_s"] = _settle(server.pid)
         print(f"server settled {report['settle_s']} s after the load", flush=True)
     searches = _searches(TraceShape())
     conn = http.client.HTTPConnection("127.0.0.1", server.ports["query"], timeout=60)
