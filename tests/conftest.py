@@ -35,6 +35,15 @@ def otlp_json_attributes(**kv) -> list:
     return out
 
 
+def json_shape(value):
+    """The JSON shape of a value: key → shape for objects, the element shape for lists."""
+    if isinstance(value, dict):
+        return {k: json_shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_shape(value[0])] if value else []
+    return type(value).__name__
+
+
 class Server:
     """A ``clew serve`` subprocess; ports come from DATA_DIR/ports.json."""
 

@@ -40,7 +40,7 @@ from collector.model import (KIND_NAMES, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING, 
                              concat_rows, take_rows)
 from collector.store import criteria as C
 from collector.store.terms import (W_EVENT, W_LINK, W_RESOURCE, W_SCOPE, W_SPAN,
-                                   double_text, key_hash, term_hash)
+                                   double_text, key_hash, term_hash, value_text)
 
 FORMAT = 4
 NO_SERVICE = "OTLP_ResourceNoServiceName"  # Jaeger's service name for a resource without one
@@ -185,15 +185,13 @@ def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
 def _rare_text(rows: np.ndarray, arena: bytes, i: int) -> str:
     """The string form of postings row ``i``."""
     row = rows[i]
-    vtype, num = int(row["vtype"]), int(row["num"])
-    if vtype == VT_STRING:
-        off = int(row["toff"])
-        return arena[off:off + int(row["tlen"])].decode("utf-8", "replace")
-    if vtype == VT_BOOL:
-        return "true" if num else "false"
-    if vtype == VT_INT:
-        return str(num)
-    return double_text(float(np.array([num], np.int64).view(np.float64)[0])).decode()
+    off = int(row["toff"])
+    return _value_str(int(row["vtype"]), arena[off:off + int(row["tlen"])], int(row["num"]))
+
+
+def _value_str(vtype: int, payload: bytes, num: int) -> str:
+    """A term value's string form (terms.value_text, as text and with no length bound)."""
+    return value_text(vtype, payload, num, len(payload)).decode("utf-8", "replace")
 
 
 def _text_of(value) -> str:
@@ -577,15 +575,7 @@ class PartitionIndex:
         ko, kl, vo, vl = int(row["key_off"]), int(row["key_len"]), int(row["val_off"]), int(row["val_len"])
         vtype, num = int(row["vtype"]), int(row["num"])
         key = buf[ko:ko + kl].decode("utf-8", "replace")
-        if vtype == VT_STRING:
-            text = buf[vo:vo + vl].decode("utf-8", "replace")
-        elif vtype == VT_BOOL:
-            text = "true" if num else "false"
-        elif vtype == VT_INT:
-            text = str(num)
-        else:
-            text = double_text(float(np.array([num], np.int64).view(np.float64)[0])).decode()
-        self._learn(th, int(row["where"]), key, text, vtype)
+        self._learn(th, int(row["where"]), key, _value_str(vtype, buf[vo:vo + vl], num), vtype)
 
     def _apply(self, cols: np.ndarray, ords: np.ndarray, span_op: np.ndarray) -> None:
         """Append columns and fold them into the trace table and the per-name bitmaps."""

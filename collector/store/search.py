@@ -138,9 +138,11 @@ class SearchMixin:
             summary.trace = trace
             summary.span_count = len(trace.spans)  # identical retried spans are counted once
             summary.error_count = 0
-            services = {}
+            services, names = {}, {}
             for s in trace.spans:
-                name = self._service_of(s.resource_id)
+                name = names.get(s.resource_id)
+                if name is None:
+                    name = names[s.resource_id] = self._service_of(s.resource_id)
                 entry = services.setdefault(name, [0, 0])
                 entry[0] += 1
                 if s.flags & FLAG_ERROR:

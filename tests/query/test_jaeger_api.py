@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from werkzeug.datastructures import MultiDict
 
 from collector.store.criteria import DURATION, KIND, NAME, SERVICE, STATUS, And, Attr, Cond
-from conftest import CONFORMANCE, Server, otlp_json_attributes
+from conftest import CONFORMANCE, Server, otlp_json_attributes, json_shape
 from query.jaeger_api import classic_search, parse_tag_param, v3_search
 
 GOLDEN = CONFORMANCE / "jaeger" / "query-api" / "apiv3-snapshots"
@@ -153,12 +153,7 @@ def test_v3_listing_shapes_match_the_golden_snapshots(server):
         assert shape(got) == shape(json.loads((GOLDEN / golden).read_text())), path
 
 
-def shape(value):
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
+shape = json_shape
 
 
 def contains_shape(got, golden) -> bool:

@@ -34,7 +34,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import requests
 
-from conftest import CONFORMANCE, Server
+from conftest import CONFORMANCE, Server, json_shape
 
 JAEGER = CONFORMANCE / "jaeger"
 JSON = {"Content-Type": "application/json"}
@@ -349,13 +349,7 @@ def test_get_trace_and_unknown_trace(example_server):
     assert r.status_code == 404 and r.json()["error"]["httpCode"] == 404
 
 
-def shape(value):
-    """The JSON shape of a value: key → shape for objects, the element shape for lists."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return type(value).__name__
+shape = json_shape
 
 
 def test_find_trace_summaries(example_server):
