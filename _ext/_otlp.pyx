@@ -221,6 +221,10 @@ cdef int decode_span(const uint8_t* p, Py_ssize_t pos, Py_ssize_t end, Out* out,
             row.span_id_len = <uint8_t>min255(n)
             memset(row.span_id, 0, 8)
             memcpy(row.span_id, p + f.start, n if n < 8 else 8)
+        elif f.number == 3:
+            expect(f.wt, 2, "Span", "trace_state", kpos)
+            row.state_off = <uint32_t>f.start
+            row.state_len = <uint32_t>(f.end - f.start)
         elif f.number == 4:
             expect(f.wt, 2, "Span", "parent_span_id", kpos)
             n = f.end - f.start

@@ -23,6 +23,8 @@ cdef packed struct SpanRow:
     uint32_t scope            # index into batch.scopes
     uint32_t attr_start       # first row of this span's attributes
     uint32_t attr_count
+    uint32_t state_off        # the span's W3C tracestate text in the request buffer
+    uint32_t state_len
 
 
 cdef packed struct AttrRow:

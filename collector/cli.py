@@ -7,7 +7,7 @@ import logging
 import sys
 
 from collector.config import describe, load_config
-from collector.errors import ConfigError
+from collector.errors import ConfigError, SamplingError
 
 PORT_FLAGS = {
     "--otlp-grpc-port": ("otlp.grpc_port", 4317),
@@ -18,6 +18,7 @@ PORT_FLAGS = {
     "--jaeger-grpc-port": ("jaeger.grpc_port", 14250),
     "--zipkin-port": ("zipkin.port", 9411),
     "--query-port": ("query.port", 16686),
+    "--sampling-port": ("sampling.remote_port", 5778),
 }
 
 
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"clew: {exc}", file=sys.stderr)
         return 1
+    except SamplingError as exc:
+        print(f"clew: invalid sampling settings: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
     return 0

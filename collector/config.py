@@ -160,6 +160,54 @@ class IndexConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling (collector/sampling/): the starting settings; ``PUT /api/v1/sampling`` changes them at
+    run time and the changes are saved in ``DATA_DIR/sampling.json`` (see docs/sampling.md)."""
+
+    default_rate: float = 1.0  # head: probability for services without their own strategy
+    strategies_file: str = ""  # Jaeger file-based strategies (JSON): the head and SDK strategies
+    remote_port: int = 5778  # Jaeger remote sampling over HTTP (GET /sampling?service=)
+    tail: bool = False  # tail sampling: hold each trace until it is decided by the policies
+    tail_policies_file: str = ""  # JSON list of tail policies; empty: keep every trace with an error
+    tail_baseline_rate: float = 0.0  # adds a probabilistic policy to the default set (0: none)
+    decision_wait_s: float = 10.0  # a trace quiet this long is decided
+    root_grace_s: float = 2.0  # ... or this long after its root span arrived
+    max_pending_traces: int = 100_000  # past this the oldest pending traces are decided early
+    decision_cache: int = 200_000  # decided traces remembered, so late spans follow the decision
+    adaptive: bool = False  # serve SDKs per-operation probabilities computed from traffic
+    adaptive_interval_s: float = 60.0  # how often adaptive probabilities are recalculated
+    target_traces_per_s: float = 1.0  # adaptive: sampled traces per second wanted per operation
+    min_probability: float = 1e-5
+    max_probability: float = 1.0
+    tolerance: float = 0.3  # adaptive: no change while within this fraction of the target
+    max_increase: float = 2.0  # adaptive: largest factor a probability may grow by per interval
+    target_stored_spans_per_s: float = 0.0  # overload: lower the tail baseline to keep to this; 0 off
+    stats_window_s: float = 300.0  # default window of /api/v1/sampling/stats
+
+    def validate(self) -> None:
+        def prob(name: str) -> None:
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"sampling.{name}: must be a probability 0..1, got {v}")
+        for name in ("default_rate", "tail_baseline_rate", "min_probability", "max_probability"):
+            prob(name)
+        if self.min_probability > self.max_probability:
+            raise ConfigError("sampling.min_probability: must not exceed sampling.max_probability")
+        _port("sampling", "remote_port", self.remote_port)
+        for name in ("decision_wait_s", "max_pending_traces", "decision_cache", "adaptive_interval_s",
+                     "target_traces_per_s", "max_increase", "stats_window_s"):
+            _positive("sampling", name, getattr(self, name))
+        if self.root_grace_s < 0:
+            raise ConfigError(f"sampling.root_grace_s: must be >= 0, got {self.root_grace_s}")
+        if not 0 <= self.tolerance < 1:
+            raise ConfigError(f"sampling.tolerance: must be 0..1, got {self.tolerance}")
+        if self.max_increase < 1:
+            raise ConfigError(f"sampling.max_increase: must be >= 1, got {self.max_increase}")
+        if self.target_stored_spans_per_s < 0:
+            raise ConfigError("sampling.target_stored_spans_per_s: must be >= 0 (0 turns it off)")
+
+
+@dataclass(frozen=True)
 class QueryConfig:
     """The query API and UI (query/)."""
 
@@ -180,6 +228,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
 
     def validate(self) -> None:

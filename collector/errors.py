@@ -31,3 +31,8 @@ class StoreError(ClewError):
 
 class StoreClosed(StoreError):
     """The store is shutting down and takes no more writes."""
+
+
+class SamplingError(ClewError, ValueError):
+    """Sampling settings (strategies, policies, targets) are invalid; the message names the path,
+    e.g. ``tail.policies[2].threshold_ms: must be > 0``."""

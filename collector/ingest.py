@@ -1,4 +1,4 @@
-"""Ingest path shared by every receiver: decode → validate → queue for the writer → await the commit.
+"""Ingest path shared by every receiver: decode → validate → sample → queue for the writer → await the commit.
 
 Receivers own transport only (bytes in, status out); they call ``Ingest.export`` and map its
 outcome and errors (``DecodeError``, ``Busy``, ``StoreError``) onto their protocol's answers.
@@ -20,8 +20,9 @@ class Outcome(NamedTuple):
 
 
 class Ingest:
-    def __init__(self, config: Config, writer: Writer | None, metrics: Metrics):
+    def __init__(self, config: Config, writer: Writer | None, metrics: Metrics, sampling=None):
         self.config = config
+        self.sampling = sampling  # collector.sampling.service.Sampling
         self.writer = writer
         self.metrics = metrics
         self.null_sink = config.ingest.null_sink
@@ -43,8 +44,11 @@ class Ingest:
         m.spans_received.labels(protocol).inc(len(batch))
         batch, refusals = validate(batch, self.config.limits)
         accepted = 0
+        held = None
+        if self.sampling is not None and len(batch):
+            batch, held = self.sampling.sample(batch)
         if len(batch):
-            result = await self.writer.submit(batch)
+            result = await self.writer.submit(batch, held)
             accepted = result.accepted
             refusals.merge(result.refusals)
         if accepted:

@@ -34,6 +34,22 @@ class Metrics:
                                    "UDP datagrams dropped, by reason (UDP cannot be refused).",
                                    ["protocol", "reason"], registry=r)
         self.queue_spans = Gauge("clew_ingest_queue_spans", "Spans waiting for the writer.", registry=r)
+        self.sampling_spans = Counter("clew_sampling_spans", "Spans by sampling decision and reason "
+                                      "(head, a tail policy, no_policy, decided).",
+                                      ["service", "decision", "reason"], registry=r)
+        self.sampling_traces = Counter("clew_sampling_traces", "Traces by sampling decision and reason.",
+                                       ["service", "decision", "reason"], registry=r)
+        self.sampling_decision_seconds = Histogram(
+            "clew_sampling_decision_seconds", "Time from a trace's first span to its tail decision.",
+            buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120), registry=r)
+        self.sampling_pending = Gauge("clew_sampling_pending_traces", "Traces awaiting a tail decision.",
+                                      registry=r)
+        self.sampling_baseline = Gauge("clew_sampling_baseline_factor", "Factor applied to the tail "
+                                       "stage's probabilistic policies to hold stored spans/s to target.",
+                                       registry=r)
+        self.sampling_probability = Gauge("clew_sampling_adaptive_probability", "Adaptive probability "
+                                          "served per service and operation.", ["service", "operation"],
+                                          registry=r)
 
     def watch_store(self, stats_fn) -> None:
         """Report the store's own counters (bytes on disk, spans, partitions) at each scrape."""

@@ -44,6 +44,8 @@ SPAN_DTYPE = np.dtype(
         ("scope", "<u4"),  # index into batch.scopes
         ("attr_start", "<u4"),  # rows attrs[attr_start:attr_start+attr_count] belong to this span
         ("attr_count", "<u4"),
+        ("state_off", "<u4"),  # the span's W3C tracestate: buf[state_off:state_off+state_len]
+        ("state_len", "<u4"),
     ]
 )
 
@@ -144,6 +146,7 @@ def concat_batches(batches: list) -> SpanBatch:
     spans["resource"] += np.repeat(res_bases, ns).astype(np.uint32)
     spans["scope"] += np.repeat(scope_bases, ns).astype(np.uint32)
     spans["attr_start"] += np.repeat(attr_bases, ns).astype(np.uint32)
+    spans["state_off"] += span_buf
     attr_buf = np.repeat(bases, na).astype(np.uint32)
     attrs["span"] += np.repeat(span_bases, na).astype(np.uint32)
     attrs["key_off"] += attr_buf

@@ -23,6 +23,8 @@ from collector.config import Config
 from collector.ingest import Ingest
 from collector.metrics import Metrics
 from collector.receivers import jaeger, otlp_grpc, otlp_http, zipkin
+from collector.receivers import sampling as remote_sampling
+from collector.sampling.service import Sampling
 from collector.store.hot import HotStore
 from collector.store.writer import Writer
 
@@ -80,20 +82,26 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         metrics.watch_store(store.stats)
         writer = Writer(store, config.ingest, config.store, loop, metrics)
         metrics.queue_spans.set_function(lambda: writer.queued_spans)
-    ingest = Ingest(config, writer, metrics)
+    sampling = Sampling(config.sampling, data_dir, metrics)
+    if writer is not None:
+        sampling.attach(store, writer)
+        metrics.sampling_pending.set_function(lambda: len(sampling.tail.pending))
+    await sampling.start()
+    ingest = Ingest(config, writer, metrics, sampling if writer is not None else None)
 
     grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
     otlp_http_listener = await otlp_http.start(ingest, config.otlp, host, config.otlp.http_port)
     jaeger_receivers = jaeger.JaegerReceivers()
-    await jaeger_receivers.start(ingest, config.jaeger, config.otlp, host)
+    await jaeger_receivers.start(ingest, config.jaeger, config.otlp, host, sampling=sampling)
     zipkin_listener = await zipkin.start(ingest, config.zipkin, config.otlp, host)
-    listeners = [otlp_http_listener, jaeger_receivers.http, zipkin_listener]
+    sampling_listener = await remote_sampling.start(sampling, config.sampling, host)
+    listeners = [otlp_http_listener, jaeger_receivers.http, zipkin_listener, sampling_listener]
     grpc_servers = [grpc_server, jaeger_receivers.grpc]
 
     from query.app import create_app  # the query side is downstream of the collector
 
     reader = store if store is not None else _EmptyReader()
-    app = create_app(config, reader, metrics, ready=lambda: ready)
+    app = create_app(config, reader, metrics, ready=lambda: ready, sampling=sampling)
     qsock = _bind(host, config.query.port, "query.port")
     query_port = qsock.getsockname()[1]
     hconf = HypercornConfig()
@@ -105,7 +113,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     query_task = loop.create_task(hypercorn_serve(app, hconf, shutdown_trigger=query_stop.wait))
 
     ports = {"otlp_grpc": grpc_port, "otlp_http": otlp_http_listener.port, **jaeger_receivers.ports,
-             "zipkin": zipkin_listener.port, "query": query_port, "pid": os.getpid()}
+             "zipkin": zipkin_listener.port, "sampling": sampling_listener.port, "query": query_port,
+             "pid": os.getpid()}
     path = _write_ports(data_dir, ports)
     ready = True
     log.info("clew serving on %s: %s; data in %s (ports in %s)", host,
@@ -127,6 +136,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             listener.close_connections()
         await grpc_stop
         await jaeger_receivers.drain()
+        await sampling.stop()  # held traces stay held (durably) and are decided after the restart
         if writer is not None:
             await writer.close()
         query_stop.set()

@@ -6,7 +6,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf import decode_bench, loadgen, search_bench, thrift_bench, zipkin_bench
+    from perf import decode_bench, loadgen, sampling_bench, search_bench, thrift_bench, zipkin_bench
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     search_bench.add_arguments(p)
     p.set_defaults(func=search_bench.run)
+    p = sub.add_parser("sampling", help="adaptive sampling vs a step of load; ingest with sampling off vs on",
+                       description=(sampling_bench.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sampling_bench.add_arguments(p)
+    p.set_defaults(func=sampling_bench.run)
     return parser
 
 

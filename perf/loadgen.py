@@ -499,7 +499,8 @@ class SpawnedServer:
         clew = Path(sys.executable).parent / "clew"
         cmd = [str(clew), "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
         for flag in ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
-                     "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port"):
+                     "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port",
+                     "--sampling-port"):
             cmd += [flag, "0"]  # every listener on a free port
         for kv in settings:
             cmd += ["--set", kv]

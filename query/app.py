@@ -16,7 +16,7 @@ from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
-from query import jaeger_api, openapi, tempo_api, zipkin_api
+from query import jaeger_api, openapi, sampling_api, tempo_api, zipkin_api
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -37,7 +37,7 @@ class FastJSON(DefaultJSONProvider):
 
 
 def create_app(config: Config, reader, metrics: Metrics,
-               ready: Callable[[], bool] = lambda: True) -> Quart:
+               ready: Callable[[], bool] = lambda: True, sampling=None) -> Quart:
     app = Quart("clew", static_folder=None)
     app.json = FastJSON(app)
     app.json.sort_keys = False  # keep each API's documented field order
@@ -46,7 +46,9 @@ def create_app(config: Config, reader, metrics: Metrics,
     app.register_blueprint(jaeger_api.blueprint(config, reader))
     app.register_blueprint(zipkin_api.blueprint(config, reader))
     app.register_blueprint(tempo_api.blueprint(config, reader))
-    app.register_blueprint(openapi.blueprint(config, reader))
+    app.register_blueprint(openapi.blueprint(config, reader, sampling=sampling is not None))
+    if sampling is not None:
+        app.register_blueprint(sampling_api.blueprint(config, sampling))
 
     @app.get("/healthz")
     async def healthz():

@@ -1,7 +1,7 @@
 """Query stage: the OpenAPI 3.1 document of every route the query port serves (``GET /api/openapi.json``).
 
 The document is written by hand, route by route, from the blueprints (``jaeger_api``,
-``zipkin_api``, ``tempo_api`` and ``app``) and their docs (``docs/api-*.md``).  It aims to be
+``zipkin_api``, ``tempo_api``, ``sampling_api`` and ``app``) and their docs (``docs/api-*.md``).  It aims to be
 accurate rather than exhaustive: every schema field listed is one the code emits, and objects
 are left open (no ``additionalProperties: false``) so that a field added later does not make
 old clients' validation fail.  ``tests/query/test_openapi.py`` fails when a route is added
@@ -44,6 +44,7 @@ TAGS = [
                                          "/zipkin/api/v2. See docs/api-zipkin.md."},
     {"name": "Tempo", "description": "Grafana Tempo's HTTP query API. See docs/api-tempo.md."},
     {"name": "Operations", "description": "Health, readiness, metrics, this document and the UI."},
+    {"name": "Sampling", "description": "Clew's sampling settings and statistics. See docs/sampling.md."},
 ]
 
 
@@ -719,12 +720,113 @@ def _operation_paths() -> dict:
     }
 
 
+def _sampling_paths() -> dict:
+    """Routes of ``sampling_api`` (served only when the server has sampling; schemas inline so the
+    document without them has no unused component)."""
+    tags = ["Jaeger v1"]
+    probabilistic = _obj({"samplingRate": {"type": "number", "minimum": 0, "maximum": 1}},
+                         ["samplingRate"], "Sample this fraction of new traces.")
+    strategy = _obj({
+        "strategyType": {"type": "string", "enum": ["PROBABILISTIC", "RATE_LIMITING"],
+                         "description": "Which of the two top-level samplers applies (Jaeger's legacy "
+                                        "field; `operationSampling`, when present, takes precedence)."},
+        "probabilisticSampling": probabilistic,
+        "rateLimitingSampling": _obj({"maxTracesPerSecond": {"type": "integer", "minimum": 0}},
+                                     ["maxTracesPerSecond"], "Sample at most this many traces per second."),
+        "operationSampling": _obj({
+            "defaultSamplingProbability": {"type": "number", "minimum": 0, "maximum": 1},
+            "defaultLowerBoundTracesPerSecond": {"type": "number", "minimum": 0},
+            "perOperationStrategies": _array(_obj({
+                "operation": {"type": "string"},
+                "probabilisticSampling": probabilistic,
+            }, ["operation", "probabilisticSampling"])),
+            "defaultUpperBoundTracesPerSecond": {"type": "number", "minimum": 0},
+        }, ["defaultSamplingProbability", "defaultLowerBoundTracesPerSecond", "perOperationStrategies"],
+            "Per-operation probabilities (span name → probability); other operations use the default."),
+    }, ["strategyType"], "Jaeger `SamplingStrategyResponse` in protobuf JSON, every default written.")
+    num = {"type": "number", "minimum": 0}
+    settings = _obj({
+        "head": _obj({"default_strategy": {"type": "object"},
+                      "service_strategies": _array({"type": "object"})}, ["default_strategy"],
+                     "Jaeger file-based strategies: the head stage's probabilities and what SDKs are "
+                     "served (see docs/sampling-remote.md)."),
+        "tail": _obj({"enabled": {"type": "boolean"}, "decision_wait_s": num, "root_grace_s": num,
+                      "max_pending_traces": {"type": "integer", "minimum": 1},
+                      "decision_cache": {"type": "integer", "minimum": 1},
+                      "policies": _array(_obj({"name": {"type": "string"}, "type": {"type": "string"}},
+                                              ["name", "type"]))},
+                     ["enabled", "decision_wait_s", "root_grace_s", "max_pending_traces",
+                      "decision_cache", "policies"], "Tail sampling (see docs/sampling-policies.md)."),
+        "adaptive": _obj({"enabled": {"type": "boolean"}, "interval_s": num, "target_traces_per_s": num,
+                          "min_probability": num, "max_probability": num, "tolerance": num,
+                          "max_increase": num, "target_stored_spans_per_s": num},
+                         ["enabled", "interval_s", "target_traces_per_s"],
+                         "Adaptive sampling (see docs/sampling-adaptive.md)."),
+    }, ["head", "tail", "adaptive"], "The sampling settings in force.")
+    count = _obj({"spans": {"type": "integer"}, "traces": {"type": "integer"},
+                  "traces_per_s": num, "by_reason": {"type": "object"}}, ["spans", "traces"])
+    nullable = {"type": ["number", "null"]}
+    service_stats = _obj({
+        "received": count, "kept": count, "dropped": count,
+        "represented_traces": num, "kept_fraction": nullable,
+        "decisions": _obj({"count": {"type": "integer"}, "early": {"type": "integer"},
+                           "mean_latency_s": nullable, "max_latency_s": nullable}, ["count", "early"]),
+        "target": _obj({"head_probability": nullable, "head_operations": {"type": ["object", "null"]},
+                        "adaptive_traces_per_s": nullable}, ["head_probability"]),
+        "sdk_polled_s_ago": nullable,
+    }, ["received", "kept", "dropped", "represented_traces", "kept_fraction", "decisions", "target"])
+    stats = _obj({
+        "window_s": num, "from": num, "to": num,
+        "services": {"type": "object", "additionalProperties": service_stats},
+        "pending_traces": {"type": "integer", "minimum": 0}, "tail_enabled": {"type": "boolean"},
+        "baseline_factor": num,
+        "adaptive": _array(_obj({"service": {"type": "string"}, "operation": {"type": "string"},
+                                 "probability": num}, ["service", "operation", "probability"])),
+    }, ["window_s", "services", "pending_traces", "tail_enabled", "baseline_factor", "adaptive"],
+        "Per service over the window: received, kept (by reason: `head`, a tail policy's name, "
+        "`decided` for spans that followed an earlier decision), dropped (by reason: `head`, "
+        "`no_policy`, `decided`), the traces the kept ones represent, decision latency, targets.")
+    error = _json(_ref("ApiV3Error"), "The setting or parameter that is wrong, named.")
+    native = ["Sampling"]
+    return {
+        "/api/v1/sampling": {
+            "get": _op(native, "getSampling", "The sampling settings in force.",
+                       {"200": _json(settings, "Head strategies, tail settings and policies, adaptive.")}),
+            "put": _op(native, "putSampling", "Change the sampling settings.", {
+                "200": _json(settings, "The settings now in force."), "400": error},
+                description="A partial document: any of `head` (replaced whole), `tail` (any keys; "
+                            "`policies` replaced whole), `adaptive` (any keys). Validated whole; "
+                            "saved in the data directory; effective for the next span; each change "
+                            "logged with its old and new value."),
+        },
+        "/api/v1/sampling/stats": {"get": _op(
+            native, "getSamplingStats", "What was received, kept and dropped, per service.", {
+                "200": _json(stats, "Statistics over the window."), "400": error},
+            [_q("window", _DURATION, "How far back to sum (default `sampling.stats_window_s`; at most 1h).",
+                example="5m"),
+             _q("service", _TEXT, "Only this service.")])},
+        "/api/sampling": {"get": _op(
+            tags, "jaegerSamplingStrategy", "The Jaeger remote-sampling strategy of one service.", {
+                "200": _json(strategy, "The strategy (an unknown service gets the default strategy)."),
+                "400": {"description": "`service` missing, empty or repeated.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+            }, [_q("service", _TEXT, "The service whose strategy to fetch; counts as that service's poll.",
+                   required=True, example="frontend")],
+            description="The same strategies as the remote-sampling port (`GET /sampling?service=`, "
+                        "default 5778) and gRPC `jaeger.api_v2.SamplingManager/GetSamplingStrategy`. "
+                        "See docs/sampling-remote.md.")},
+    }
+
+
 # --------------------------------------------------------------------------- document
 
 
-def document() -> dict:
-    """The OpenAPI 3.1 document, as a fresh JSON-ready dict."""
-    paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths()}
+def document(sampling: bool = True) -> dict:
+    """The OpenAPI 3.1 document, as a fresh JSON-ready dict; ``sampling``: the app serves the
+    sampling routes (``sampling_api``; the server always does, an app built without a
+    ``Sampling`` object does not)."""
+    paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths(),
+             **(_sampling_paths() if sampling else {})}
     return copy.deepcopy({  # the builders share parameter and schema dicts
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
@@ -745,9 +847,9 @@ def document() -> dict:
     })
 
 
-def blueprint(config, reader) -> Blueprint:
+def blueprint(config, reader, sampling: bool = True) -> Blueprint:
     bp = Blueprint("openapi", __name__)
-    doc = document()
+    doc = document(sampling)
 
     @bp.get("/api/openapi.json")
     async def openapi():

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 CLEW = [sys.executable, "-m", "collector"]
 PORT_FLAGS = ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "--jaeger-binary-port",
-              "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port")
+              "--jaeger-http-port", "--jaeger-grpc-port", "--zipkin-port", "--query-port",
+              "--sampling-port")
 
 
 def otlp_json_attributes(**kv) -> list:

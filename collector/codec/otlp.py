@@ -171,6 +171,7 @@ def _span(buf, pos, end, spans, attrs, resource, scope):
     kind = status = 0
     start_ns = end_ns = 0
     name_off = name_len = 0
+    state_off = state_len = 0
     while pos < end:
         kpos = pos
         f, wt, s, e, v, pos = _field(buf, pos, end, "Span")
@@ -182,6 +183,9 @@ def _span(buf, pos, end, spans, attrs, resource, scope):
             _expect(wt, 2, "Span", "span_id", kpos)
             slen = min(e - s, 255)
             span_id = buf[s:s + min(e - s, 8)]
+        elif f == 3:
+            _expect(wt, 2, "Span", "trace_state", kpos)
+            state_off, state_len = s, e - s
         elif f == 4:
             _expect(wt, 2, "Span", "parent_span_id", kpos)
             plen = min(e - s, 255)
@@ -218,7 +222,8 @@ def _span(buf, pos, end, spans, attrs, resource, scope):
                     status = min(v2, 255)
     spans.append((trace_id.ljust(16, b"\0"), span_id.ljust(8, b"\0"), parent.ljust(8, b"\0"),
                   tlen, slen, plen, kind, status, start_ns, end_ns, span_off, span_len,
-                  name_off, name_len, resource, scope, attr_start, len(attrs) - attr_start))
+                  name_off, name_len, resource, scope, attr_start, len(attrs) - attr_start,
+                  state_off, state_len))
 
 
 def _scope_spans(buf, pos, end, spans, attrs, scopes, resource):

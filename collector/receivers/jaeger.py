@@ -17,6 +17,7 @@ from collector.ingest import Ingest
 from collector.receivers import grpc_server
 from collector.receivers.accept import accept, text
 from collector.receivers.http import HttpListener, Request, Response, listen
+from collector.receivers.sampling import grpc_handlers as sampling_grpc_handlers
 
 log = logging.getLogger("clew.jaeger")
 
@@ -110,7 +111,8 @@ class JaegerReceivers:
         self.grpc = None
         self.ports: dict[str, int] = {}
 
-    async def start(self, ingest: Ingest, config: JaegerConfig, otlp: OtlpConfig, host: str) -> None:
+    async def start(self, ingest: Ingest, config: JaegerConfig, otlp: OtlpConfig, host: str,
+                    sampling=None) -> None:
         loop = asyncio.get_running_loop()
         for compact, port, key in ((True, config.compact_port, "compact_port"),
                                    (False, config.binary_port, "binary_port")):
@@ -128,8 +130,11 @@ class JaegerReceivers:
         post = grpc_server.unary_export(ingest, "jaeger_grpc", "jaeger.api_v2.PostSpansRequest",
                                         _decode_post_spans, lambda _outcome: b"",
                                         partial_success=False)
+        services = {GRPC_SERVICE: {"PostSpans": post}}
+        if sampling is not None:  # SamplingManager/GetSamplingStrategy for the SDKs' remote samplers
+            services.update(sampling_grpc_handlers(sampling))
         self.grpc, self.ports["jaeger_grpc"] = await grpc_server.start(
-            {GRPC_SERVICE: {"PostSpans": post}}, otlp.max_body_bytes, otlp.grpc_max_concurrent_rpcs,
+            services, otlp.max_body_bytes, otlp.grpc_max_concurrent_rpcs,
             host, config.grpc_port, "jaeger.grpc_port")
 
     def stop_accepting(self) -> None:

@@ -78,8 +78,12 @@ class WriteResult(NamedTuple):
 
 
 class SpanWriter(Protocol):
-    def write(self, batches: Sequence[SpanBatch]) -> list[WriteResult]:
+    def write(self, batches: Sequence[SpanBatch], pending: Sequence | None = None) -> list[WriteResult]:
         """Store every batch in one transaction and commit it.
+
+        ``pending[i]`` (optional) is None or a bool array over ``batches[i]``'s spans marking
+        traces held for a tail-sampling decision: stored as durably and readable by ID, but not
+        searchable until ``resolve_pending`` keeps them (or deletes them).
 
         Durability: when ``write`` returns, every span counted in ``accepted`` is committed and
         survives a crash of the process (``kill -9``); with ``store.fsync = true`` it survives a

@@ -8,6 +8,9 @@ and tiering handle whole files.  Named databases in a partition:
 * ``resources`` / ``scopes``: xxh64 (8 bytes) → record bytes, stored once per partition.
 * ``meta``: ``min_start``, ``max_end`` (ns), ``spans`` — for pruning and statistics.
 * ``index``: the partition's search index checkpoint (collector/store/index.py).
+* ``pending``: trace ID + sequence → u32 span count + chunk: spans of traces the tail stage has not
+  decided yet (collector/sampling/tail.py).  Durable and readable by ID, but not indexed; a kept
+  trace's entries move to ``chunks`` (and are indexed), a dropped trace's are deleted.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import xxhash
 from collector.codec import decode_export_request
 from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
-from collector.model import SpanBatch
+from collector.model import SpanBatch, concat_batches, empty_batch
 from collector.pipeline import Refusals
 from collector.store.chunk import ChunkCodec, headers
 from collector.store.contract import Trace, WriteResult, _field, dedupe
@@ -40,7 +43,7 @@ _SEQ = struct.Struct(">Q")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _U16 = struct.Struct(">H")
-_DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index")
+_DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index", b"pending")
 REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
 INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
@@ -97,15 +100,15 @@ class Partition:
             cur = txn.cursor(self.dbs[b"chunks"])
             if not cur.set_range(_SEQ.pack(self.index.watermark + 1)):
                 return
-            pending, count, last = [], 0, self.index.watermark
+            todo, count, last = [], 0, self.index.watermark
             for key, value in cur:
-                pending.extend(codec.unpack(value))
+                todo.extend(codec.unpack(value))
                 last = _SEQ.unpack(key)[0]
-                if len(pending) >= REINDEX_SPANS:
-                    count += self._index_stored(txn, pending)
-                    pending = []
-            if pending:
-                count += self._index_stored(txn, pending)
+                if len(todo) >= REINDEX_SPANS:
+                    count += self._index_stored(txn, todo)
+                    todo = []
+            if todo:
+                count += self._index_stored(txn, todo)
             done = count
             self.index.indexed_seq = last  # the next checkpoint persists these
         if done:
@@ -113,6 +116,13 @@ class Partition:
 
     def _index_stored(self, txn, spans) -> int:
         """Index stored spans by decoding them as one OTLP request, as they arrived."""
+        batch, rids, sids = self.decode_stored(txn, spans)
+        self.index.add(batch, np.arange(len(batch.spans)), rids, sids)
+        return len(batch.spans)
+
+    def decode_stored(self, txn, spans) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
+        """Stored spans as one decoded OTLP request, with the resource and scope IDs of its
+        ResourceSpans and ScopeSpans (as ``PartitionIndex.add`` takes them)."""
         groups: dict[int, dict[int, list[bytes]]] = {}
         for s in spans:
             groups.setdefault(s.resource_id, {}).setdefault(s.scope_id, []).append(s.span)
@@ -129,9 +139,7 @@ class Partition:
             _field(body, 1, rs)
             rids.append(rid)
         batch = decode_export_request(bytes(body))
-        self.index.add(batch, np.arange(len(batch.spans)), np.array(rids, np.uint64),
-                       np.array(sids, np.uint64))
-        return len(batch.spans)
+        return batch, np.array(rids, np.uint64), np.array(sids, np.uint64)
 
     def checkpoint(self) -> bool:
         """Persist what the index gained since the last checkpoint (any thread); True if it did."""
@@ -267,15 +275,18 @@ class HotStore(SearchMixin):
     def _count_in(self, part: Partition, txn, trace_id: bytes) -> int:
         """Spans of a trace already in the partition (on a miss of the in-memory counts)."""
         total = 0
-        cur = txn.cursor(part.dbs[b"traces"])
-        if cur.set_range(trace_id):
-            for key, value in cur:
-                if key[:16] != trace_id:
-                    break
-                total += _U32.unpack(value)[0]
+        for name in (b"traces", b"pending"):
+            cur = txn.cursor(part.dbs[name])
+            if cur.set_range(trace_id):
+                for key, value in cur:
+                    if key[:16] != trace_id:
+                        break
+                    total += _U32.unpack_from(value)[0]
         return total
 
-    def write(self, batches: Sequence[SpanBatch]) -> list[WriteResult]:
+    def write(self, batches: Sequence[SpanBatch], pending: Sequence | None = None) -> list[WriteResult]:
+        """``pending[i]``, when given, is None or a bool array over ``batches[i]``'s spans: the
+        spans of traces the tail stage holds (stored durably, not indexed until kept)."""
         if self._closed:
             raise StoreError("store is closed")
         part = self._partition_for_now()
@@ -286,12 +297,14 @@ class HotStore(SearchMixin):
         chunk_items = []  # (seq key, chunk value) in sequence order
         trace_items = []  # (trace id + seq key, span count)
         record_items = {b"resources": [], b"scopes": []}
+        pending_items = []  # (trace id + seq key, span count + chunk) of held traces
         to_index = []  # (batch, accepted rows, resource ids, scope ids)
         seq = part.next_seq
         min_start, max_end, total = part.min_start, part.max_end, 0
         try:
             with part.env.begin(write=True) as txn:
-                for batch in batches:
+                for b, batch in enumerate(batches):
+                    held = pending[b] if pending is not None else None
                     refusals = Refusals()
                     spans = batch.spans
                     if not len(spans):
@@ -336,15 +349,18 @@ class HotStore(SearchMixin):
                             parts.append(buf[offs[i]:offs[i] + lens[i]])
                         key = _SEQ.pack(seq)
                         seq += 1
-                        chunk_items.append((key, pack(b"".join(parts))))
-                        trace_items.append((tid + key, _U32.pack(len(members))))
                         counts[tid] = have + len(members)
                         accepted += len(members)
+                        if held is not None and held[members[0]]:
+                            pending_items.append((tid + key, _U32.pack(len(members)) + pack(b"".join(parts))))
+                            continue
+                        chunk_items.append((key, pack(b"".join(parts))))
+                        trace_items.append((tid + key, _U32.pack(len(members))))
                         kept.extend(members)
                     if accepted:
                         min_start = min(min_start, int(spans["start_ns"].min()))
                         max_end = max(max_end, int(spans["end_ns"].max()))
-                    total += accepted
+                    total += len(kept)
                     results.append(WriteResult(accepted, refusals))
                     if kept:
                         kept.sort()
@@ -352,6 +368,9 @@ class HotStore(SearchMixin):
                 txn.cursor(part.dbs[b"chunks"]).putmulti(chunk_items, append=True)
                 trace_items.sort()
                 txn.cursor(part.dbs[b"traces"]).putmulti(trace_items)
+                if pending_items:
+                    pending_items.sort()
+                    txn.cursor(part.dbs[b"pending"]).putmulti(pending_items)
                 for name, items in record_items.items():
                     if items:
                         txn.cursor(part.dbs[name]).putmulti(items, overwrite=False)
@@ -375,6 +394,108 @@ class HotStore(SearchMixin):
         if len(counts) > self.config.trace_count_cache:
             self._trim_counts()
         return results
+
+    # ---------------------------------------------------------------- held traces (tail stage)
+
+    def pending_trace_ids(self) -> list[bytes]:
+        """Every trace with spans held for a tail decision, oldest partition first (on start)."""
+        seen: dict[bytes, None] = {}
+        for part in reversed(self._snapshot()):
+            with part.env.begin() as txn:
+                for key in txn.cursor(part.dbs[b"pending"]).iternext(keys=True, values=False):
+                    seen[key[:16]] = None
+        return list(seen)
+
+    def _held(self, txn, part: Partition, trace_id: bytes) -> list[tuple[bytes, bytes]]:
+        out = []
+        cur = txn.cursor(part.dbs[b"pending"])
+        if cur.set_range(trace_id):
+            for key, value in cur:
+                if key[:16] != trace_id:
+                    break
+                out.append((key, value))
+        return out
+
+    def read_pending(self, trace_ids: Sequence[bytes]) -> tuple[SpanBatch, np.ndarray, list[bytes]]:
+        """The held spans of ``trace_ids`` as one decoded batch, for the tail policies: returns
+        (batch, trace index of each span row, the IDs that had held spans, in index order).
+        Any thread."""
+        codec = self._codec_for_thread()
+        bodies, owners, found = [], [], []
+        slot: dict[bytes, int] = {}
+        for part in self._snapshot():
+            with part.env.begin() as txn:
+                stored = []
+                for tid in trace_ids:
+                    for _key, value in self._held(txn, part, tid):
+                        spans = codec.unpack(value[4:])
+                        stored.extend(spans)
+                        if tid not in slot:
+                            slot[tid] = len(found)
+                            found.append(tid)
+                        owners.extend([slot[tid]] * len(spans))
+                if stored:
+                    bodies.append(part.decode_stored(txn, stored)[0])
+        if not bodies:
+            return empty_batch(), np.zeros(0, np.int64), []
+        batch = concat_batches(bodies)
+        # decode_stored groups spans by resource and scope: map each decoded span back to its
+        # trace by its trace ID rather than by position.
+        index = {tid: i for i, tid in enumerate(found)}
+        tids = batch.spans["trace_id"].tolist()
+        return batch, np.fromiter((index[t] for t in tids), np.int64, len(tids)), found
+
+    def resolve_pending(self, keep: Sequence[bytes], drop: Sequence[bytes]) -> tuple[int, int]:
+        """Apply tail decisions in one transaction per partition: the held spans of ``keep`` move
+        to the chunk log and are indexed; those of ``drop`` are deleted.  Writer thread only.
+        Returns (spans kept, spans dropped)."""
+        if self._closed:
+            raise StoreError("store is closed")
+        kept = dropped = 0
+        codec = self._codec_for_thread()
+        for part in self._snapshot():
+            moved, chunk_items, trace_items, deletes = [], [], [], []
+            seq = part.next_seq
+            try:
+                with part.env.begin(write=True) as txn:
+                    for tid in drop:
+                        for key, value in self._held(txn, part, tid):
+                            deletes.append(key)
+                            dropped += _U32.unpack_from(value)[0]
+                    for tid in keep:
+                        for key, value in self._held(txn, part, tid):
+                            deletes.append(key)
+                            count = _U32.unpack_from(value)[0]
+                            seq_key = _SEQ.pack(seq)
+                            seq += 1
+                            chunk_items.append((seq_key, value[4:]))
+                            trace_items.append((tid + seq_key, value[:4]))
+                            moved.extend(codec.unpack(value[4:]))
+                            kept += count
+                    if not deletes:
+                        continue
+                    pend = part.dbs[b"pending"]
+                    for key in deletes:
+                        txn.delete(key, db=pend)
+                    if chunk_items:
+                        txn.cursor(part.dbs[b"chunks"]).putmulti(chunk_items, append=True)
+                        trace_items.sort()
+                        txn.cursor(part.dbs[b"traces"]).putmulti(trace_items)
+                        txn.put(b"spans", _U64.pack(part.spans + len(moved)), db=part.dbs[b"meta"])
+                    to_index = []
+                    if moved:
+                        batch, rids, sids = part.decode_stored(txn, moved)
+                        to_index.append((batch, np.arange(len(batch.spans)), rids, sids))
+            except lmdb.Error as exc:
+                raise StoreError(f"tail decision commit failed: {exc}") from exc
+            if not deletes:
+                continue
+            part.next_seq = seq
+            part.spans += len(moved)
+            with self._index_cond:
+                self._written += 1
+            self._index_queue.put((part, to_index, seq - 1))
+        return kept, dropped
 
     def _index(self, part: Partition, items: list, seq: int) -> None:
         """Index what was committed up to chunk ``seq`` (indexer thread).  An indexing failure is
@@ -437,14 +558,14 @@ class HotStore(SearchMixin):
         for part in self._snapshot():
             with part.env.begin() as txn:
                 cur = txn.cursor(part.dbs[b"traces"])
-                if not cur.set_range(trace_id):
-                    continue
                 seqs = []
-                for key in cur.iternext(keys=True, values=False):
-                    if key[:16] != trace_id:
-                        break
-                    seqs.append(key[16:])
-                if not seqs:
+                if cur.set_range(trace_id):
+                    for key in cur.iternext(keys=True, values=False):
+                        if key[:16] != trace_id:
+                            break
+                        seqs.append(key[16:])
+                held = self._held(txn, part, trace_id)
+                if not seqs and not held:
                     continue
                 chunks = part.dbs[b"chunks"]
                 spans = []
@@ -453,6 +574,8 @@ class HotStore(SearchMixin):
                     if value is None:
                         raise StoreError(f"partition {part.path.name}: chunk {seq.hex()} is missing")
                     spans.extend(codec.unpack(value))
+                for _key, value in held:  # spans awaiting a tail decision are readable by ID
+                    spans.extend(codec.unpack(value[4:]))
                 for name, table in ((b"resources", trace.resources), (b"scopes", trace.scopes)):
                     db = part.dbs[name]
                     for rid in {s.resource_id if name == b"resources" else s.scope_id for s in spans}:

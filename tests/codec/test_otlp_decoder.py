@@ -92,7 +92,7 @@ def expected_rows(req: ExportTraceServiceRequest):
                     trace_id=sp.trace_id, span_id=sp.span_id, parent=sp.parent_span_id,
                     name=sp.name, kind=min(sp.kind, 255), start=sp.start_time_unix_nano,
                     end=sp.end_time_unix_nano, status=min(sp.status.code, 255), attrs=attrs,
-                    span_bytes=sp.SerializeToString(), service=service,
+                    span_bytes=sp.SerializeToString(), service=service, trace_state=sp.trace_state,
                 ))
     return spans, resources
 
@@ -110,6 +110,8 @@ def check_against_protobuf(impl, body: bytes):
         assert bytes(row["span_id"])[:int(row["span_id_len"])] == w["span_id"][:8]
         assert bytes(row["parent_span_id"])[:int(row["parent_id_len"])] == w["parent"][:8]
         assert batch.name(i) == w["name"]
+        so = int(row["state_off"])
+        assert batch.buf[so:so + int(row["state_len"])].decode() == w["trace_state"]
         assert (int(row["kind"]), int(row["start_ns"]), int(row["end_ns"]), int(row["status_code"])) == \
             (w["kind"], w["start"], w["end"], w["status"])
         # The stored bytes are the span as received; re-parsing them gives the same span.
@@ -156,7 +158,7 @@ def test_every_value_type_events_links_status(impl):
     ss.scope.name, ss.scope.version = "lib", "1.2"
     sp = ss.spans.add(trace_id=bytes(range(1, 17)), span_id=b"\x01" * 8, parent_span_id=b"\x02" * 8,
                       name="GET /cart", kind=2, start_time_unix_nano=10**18,
-                      end_time_unix_nano=10**18 + 5000)
+                      end_time_unix_nano=10**18 + 5000, trace_state="ot=th:c;rv:0123456789abcd")
     sp.status.code, sp.status.message = 2, "boom"
     values = [AnyValue(string_value="s"), AnyValue(bool_value=True), AnyValue(int_value=-7),
               AnyValue(int_value=2**63 - 1), AnyValue(double_value=-2.5), AnyValue(bytes_value=b"\x00\xff"),
@@ -239,7 +241,9 @@ def requests_(draw):
                                   parent_span_id=draw(st.binary(max_size=9)), name=draw(st.text(max_size=10)),
                                   kind=draw(st.integers(0, 300)),
                                   start_time_unix_nano=draw(st.integers(0, 2**64 - 1)),
-                                  end_time_unix_nano=draw(st.integers(0, 2**64 - 1)))
+                                  end_time_unix_nano=draw(st.integers(0, 2**64 - 1)),
+                                  trace_state=draw(st.sampled_from(["", "ot=th:8;rv:00112233445566",
+                                                                    "vendor=a,ot=rv:ffffffffffffff"])))
                 sp.attributes.extend(draw(key_values))
                 sp.status.code = draw(st.integers(0, 2))
                 for _ in range(draw(st.integers(0, 2))):

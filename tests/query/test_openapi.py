@@ -34,7 +34,7 @@ MS = 1_000_000
 T1 = "5b8efff798038103d269b633813fc60c"  # 128-bit
 T2 = "00000000000000000000000000c0ffee"  # 64-bit: Jaeger and Zipkin write it with 16 digits
 MISSING = "0123456789abcdef0123456789abcdef"
-TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations"}
+TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling"}
 
 
 # --------------------------------------------------------------------------- the app's routes
@@ -47,9 +47,13 @@ class NoReader:
         raise AssertionError(f"the app read the store ({name}) while being built")
 
 
+class NoSampling(NoReader):
+    """Stands in for the sampling object: building the app must not call it."""
+
+
 def app_routes() -> set[tuple[str, str]]:
     """(OpenAPI path, method) of every rule of the Quart app, HEAD/OPTIONS and static left out."""
-    app = create_app(Config(), NoReader(), Metrics())
+    app = create_app(Config(), NoReader(), Metrics(), sampling=NoSampling())
     out = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
@@ -373,6 +377,12 @@ CASES = [
     ("/api/traces/{trace_id}", "/api/traces/xyz", 400, {}),
     ("/api/dependencies", "/api/dependencies", 200, {}),
     ("/api/dependencies", "/api/dependencies?endTs=soon", 400, {}),
+    ("/api/sampling", "/api/sampling?service=frontend", 200, {}),
+    ("/api/sampling", "/api/sampling", 400, {}),
+    # Sampling
+    ("/api/v1/sampling", "/api/v1/sampling", 200, {}),
+    ("/api/v1/sampling/stats", "/api/v1/sampling/stats?window=1h", 200, {}),
+    ("/api/v1/sampling/stats", "/api/v1/sampling/stats?window=-", 400, {}),
     # Jaeger api_v3
     ("/api/v3/services", "/api/v3/services", 200, {}),
     ("/api/v3/operations", "/api/v3/operations?service=payments", 200, {}),
@@ -450,13 +460,30 @@ def test_live_answer_matches_its_documented_schema(server, doc, template, url, s
     assert errors == [], "\n".join(errors[:20])
 
 
+# (documented path, JSON body, expected status) of the routes that take a body
+PUT_CASES = [
+    ("/api/v1/sampling", {"tail": {"decision_wait_s": 5}}, 200),
+    ("/api/v1/sampling", {"tail": {"decision_wait_s": -1}}, 400),
+]
+
+
+@pytest.mark.parametrize("template, body, status", PUT_CASES, ids=[f"{c[2]} PUT {c[0]}" for c in PUT_CASES])
+def test_live_put_answer_matches_its_documented_schema(server, doc, template, body, status):
+    r = requests.put(server.url(template), json=body)
+    assert r.status_code == status, r.text[:500]
+    op = doc["paths"][template]["put"]
+    schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
+    errors = check(r.json(), schema, doc)
+    assert errors == [], "\n".join(errors[:20])
+
+
 def test_every_documented_operation_has_a_live_case(doc):
     """Every documented 200, 400 and 404 is checked above against a live answer (a Zipkin route
     and its ``/zipkin`` twin count as one; 503 of ``/readyz`` cannot be provoked here)."""
     def twin(path):
         return path.removeprefix("/zipkin")
 
-    exercised = {(twin(c[0]), str(c[2])) for c in CASES}
+    exercised = {(twin(c[0]), str(c[2])) for c in CASES} | {(c[0], str(c[2])) for c in PUT_CASES}
     for (path, method), op in doc_operations(doc).items():
         for code in set(op["responses"]) & {"200", "400", "404"}:
             assert (twin(path), code) in exercised, f"no live case for {code} of {method.upper()} {path}"

@@ -1,0 +1,272 @@
+"""Sample stage: ``Sampling``, the one object the server creates for every sampling concern.
+
+It holds the current settings (``settings``) and hands each part what it needs: the head stage
+at ingest (``head``), the tail stage's held traces and decisions (``tail``), the adaptive
+calculator and the overload controller (``adaptive``), the strategies served to SDKs (Jaeger
+remote sampling over HTTP on ``sampling.remote_port``, the query port and gRPC) and the
+statistics (``stats``).  ``sample(batch)`` is the ingest path's one call.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from collector.config import SamplingConfig
+from collector.model import SpanBatch
+from collector.sampling import settings as settings_mod
+from collector.sampling.adaptive import Adaptive, StoredRateController
+from collector.sampling.head import HeadSampler, Rule, rule_from_response
+from collector.sampling.stats import SamplingStats
+from collector.sampling.tail import TailStage
+
+log = logging.getLogger("clew.sampling")
+
+POLL_MEMORY_S = 600.0  # an SDK that fetched its strategy this recently counts as "polling"
+
+
+def _per_service(batch: SpanBatch, mask: np.ndarray | None, weights=None) -> dict[str, list]:
+    """{service: [spans, root spans]} of the batch's spans where ``mask`` is true."""
+    spans = batch.spans if mask is None else batch.spans[mask]
+    nres = len(batch.resources)
+    if not len(spans) or not nres:
+        return {}
+    res = spans["resource"]
+    per_res = np.bincount(res, minlength=nres)
+    roots = np.bincount(res[spans["parent_id_len"] == 0], minlength=nres)
+    out: dict[str, list] = {}
+    for r, (_rec, svc) in enumerate(batch.resources):
+        if per_res[r]:
+            entry = out.setdefault(svc, [0, 0])
+            entry[0] += int(per_res[r])
+            entry[1] += int(roots[r])
+    return out
+
+
+class Sampling:
+    def __init__(self, config: SamplingConfig, data_dir: Path, metrics=None, clock=time.time):
+        self.config = config
+        self.metrics = metrics
+        self.clock = clock
+        self._file = settings_mod.Store(Path(data_dir))
+        self.settings, state = self._file.load(config)
+        self.stats = SamplingStats(metrics, clock)
+        self.head = HeadSampler(self._rule_for)
+        self.tail: TailStage | None = None
+        self._polls: dict[str, float] = {}  # service → when an SDK last fetched its strategy
+        self._stored_direct = 0  # spans stored without a tail decision since the last interval
+        self._timer: asyncio.Task | None = None
+        self._make_adaptive(state.get("adaptive"))
+        if metrics is not None:
+            metrics.sampling_baseline.set(1.0)
+
+    # ------------------------------------------------------------------ wiring
+
+    def _make_adaptive(self, snapshot: dict | None = None) -> None:
+        a = self.settings.adaptive
+        old = getattr(self, "adaptive", None)
+        self.adaptive = Adaptive(target_traces_per_s=a["target_traces_per_s"],
+                                 min_probability=a["min_probability"],
+                                 max_probability=a["max_probability"], tolerance=a["tolerance"],
+                                 max_increase=a["max_increase"], interval_s=a["interval_s"])
+        snapshot = snapshot if snapshot is not None else (old.snapshot() if old is not None else None)
+        if snapshot:
+            try:
+                self.adaptive.restore(snapshot)
+            except Exception:
+                log.exception("adaptive sampling state could not be restored; starting afresh")
+        self.controller = StoredRateController(a["target_stored_spans_per_s"])
+
+    def attach(self, store, writer) -> None:
+        """Give the tail stage the store and writer (absent on a null-sink server)."""
+        self.tail = TailStage(store, writer, self.stats, self.metrics, head=self.head)
+        self.tail.configure(self.settings.tail, self.settings.policies)
+        held = self.tail.recover()
+        if held:
+            log.info("tail sampling: %d traces still held from before the restart; deciding them "
+                     "after %.0f s", held, self.tail.wait_s)
+
+    async def start(self) -> None:
+        if self.tail is not None:
+            self.tail.start()
+        self._timer = asyncio.get_running_loop().create_task(self._intervals())
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            try:
+                await self._timer
+            except (asyncio.CancelledError, Exception):
+                pass
+        if self.tail is not None:
+            await self.tail.stop()
+        self._save()
+
+    async def _intervals(self) -> None:
+        """Every adaptive interval: recalculate, steer the tail baseline, save the state."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.settings.adaptive["interval_s"])
+            now = time.monotonic()
+            try:
+                self.interval(now - last)
+            except Exception:
+                log.exception("sampling interval work failed")
+            last = now
+
+    def interval(self, elapsed_s: float) -> None:
+        a = self.settings.adaptive
+        if a["enabled"]:
+            self.adaptive.recalculate()
+            if self.metrics is not None:
+                for row in self.adaptive.stats():
+                    self.metrics.sampling_probability.labels(row["service"], row["operation"]).set(
+                        row["probability"])
+            self._save()
+        tail_spans, baseline_spans = self.tail.take_counts() if self.tail is not None else (0, 0)
+        stored = self._stored_direct + tail_spans
+        self._stored_direct = 0
+        if a["target_stored_spans_per_s"] > 0 and self.tail is not None:
+            self.tail.baseline = self.controller.update(stored, baseline_spans, elapsed_s)
+            if self.metrics is not None:
+                self.metrics.sampling_baseline.set(self.tail.baseline)
+
+    def _save(self) -> None:
+        try:
+            self._file.save(self.settings, self.config, {"adaptive": self.adaptive.snapshot()})
+        except Exception:
+            log.exception("sampling settings could not be saved")
+
+    # ------------------------------------------------------------------ settings
+
+    def _rule_for(self, service: str) -> Rule:
+        return rule_from_response(self.settings.strategies.response(service))
+
+    def settings_json(self) -> dict:
+        return self.settings.to_json()
+
+    def update(self, change) -> dict:
+        """Apply a partial settings document (validated whole; raises SamplingError), save it,
+        log what changed; effective for the next span."""
+        before = self.settings.to_json()
+        new = settings_mod.merge(self.settings, change)
+        if new.policies.to_json() == self.settings.policies.to_json():  # keeps rate-limit buckets
+            new = dataclasses.replace(new, policies=self.settings.policies)
+        after = new.to_json()
+        adaptive_changed = before["adaptive"] != after["adaptive"]
+        self.settings = new
+        self.head.reset()
+        if self.tail is not None:
+            self.tail.configure(new.tail, new.policies)
+        if adaptive_changed:
+            self._make_adaptive()
+        self._save()
+        changes = settings_mod.diff(before, after)
+        for line in changes:
+            log.info("sampling setting changed: %s", line)
+        if not changes:
+            log.info("sampling settings written unchanged")
+        return after
+
+    # ------------------------------------------------------------------ remote sampling
+
+    def strategy_for(self, service: str) -> dict:
+        """The Jaeger strategy response for ``service`` (Jaeger's JSON shape, as a dict): the
+        adaptive probabilities when adaptive sampling is on and the service has been seen, else
+        the configured strategies."""
+        if self.settings.adaptive["enabled"]:
+            computed = self.adaptive.strategy(service)
+            if computed is not None:
+                return computed
+        return self.settings.strategies.response(service)
+
+    def note_poll(self, service: str) -> None:
+        """An SDK of ``service`` fetched its strategy."""
+        self._polls[service] = self.clock()
+
+    # ------------------------------------------------------------------ ingest
+
+    def sample(self, batch: SpanBatch) -> tuple[SpanBatch, np.ndarray | None]:
+        """Head-sample a validated batch and sort it for the tail stage: returns the spans to
+        store and the mask of those held for a tail decision (None: none held)."""
+        stats = self.stats
+        for svc, (n, roots) in _per_service(batch, None).items():
+            stats.received(svc, n, roots)
+        if self.settings.adaptive["enabled"]:
+            self._observe_roots(batch)
+        tail = self.tail
+        if tail is not None and tail.enabled:  # the head decision is taken with the tail's
+            held, dropped = tail.route(batch)
+            if dropped is not None:
+                for svc, (n, roots) in _per_service(batch, dropped).items():
+                    stats.dropped(svc, n, roots, "decided")
+                batch = batch.select(~dropped)
+                held = held[~dropped] if held is not None else None
+            stored = ~held if held is not None else None
+            for svc, (n, roots) in _per_service(batch, stored).items():
+                stats.kept(svc, n, 0, "decided")
+                self._stored_direct += n
+            return batch, held
+        head = self.head.sample(batch)
+        if not head.kept.all():
+            for svc, (n, roots) in _per_service(batch, ~head.kept).items():
+                stats.dropped(svc, n, roots, "head")
+            batch = batch.select(head.kept)
+        weight = {}
+        for r, w in enumerate(head.roots_kept_weight.tolist()):
+            if w:
+                svc = head.services[r]
+                weight[svc] = weight.get(svc, 0.0) + w
+        held = None
+        if self.tail is not None:
+            held, dropped = self.tail.route(batch)
+            if dropped is not None:
+                for svc, (n, roots) in _per_service(batch, dropped).items():
+                    stats.dropped(svc, n, roots, "decided")
+                batch = batch.select(~dropped)
+                held = held[~dropped] if held is not None else None
+        stored = ~held if held is not None else None
+        for svc, (n, roots) in _per_service(batch, stored).items():
+            stats.kept(svc, n, roots, "head", weight.get(svc, 0.0))
+            self._stored_direct += n
+        return batch, held
+
+    def _observe_roots(self, batch: SpanBatch) -> None:
+        spans = batch.spans
+        roots = np.flatnonzero(spans["parent_id_len"] == 0)
+        if not len(roots):
+            return
+        counts: dict[tuple[str, str], int] = {}
+        buf = batch.buf
+        services = batch.resources
+        for i in roots.tolist():
+            row = spans[i]
+            off = int(row["name_off"])
+            key = (services[int(row["resource"])][1],
+                   buf[off:off + int(row["name_len"])].decode("utf-8", "replace"))
+            counts[key] = counts.get(key, 0) + 1
+        self.adaptive.observe(counts)
+
+    # ------------------------------------------------------------------ statistics
+
+    def report(self, window_s: float | None = None, service: str | None = None) -> dict:
+        window_s = window_s or self.config.stats_window_s
+        out = self.stats.report(window_s, service)
+        adaptive_on = self.settings.adaptive["enabled"]
+        for svc, row in out["services"].items():
+            rule = self._rule_for(svc)
+            row["target"] = {"head_probability": rule.default,
+                             "head_operations": rule.operations or None,
+                             "adaptive_traces_per_s": (self.settings.adaptive["target_traces_per_s"]
+                                                       if adaptive_on else None)}
+            polled = self._polls.get(svc)
+            row["sdk_polled_s_ago"] = None if polled is None else round(self.clock() - polled, 3)
+        out["pending_traces"] = len(self.tail.pending) if self.tail is not None else 0
+        out["tail_enabled"] = self.settings.tail["enabled"]
+        out["baseline_factor"] = self.tail.baseline if self.tail is not None else 1.0
+        out["adaptive"] = self.adaptive.stats() if adaptive_on else []
+        return out
