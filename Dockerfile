@@ -21,7 +21,7 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY ui /opt/clew/ui
 USER 10001
 VOLUME ["/data"]
-EXPOSE 4317 4318 16686
+EXPOSE 4317 4318 6831/udp 6832/udp 14268 14250 9411 5778 16686
 ENV CLEW_QUERY_UI_DIR=/opt/clew/ui
 HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:16686/readyz').status != 200)"]
 ENTRYPOINT ["clew"]
