@@ -55,7 +55,6 @@ _proto_span = _ref.proto_span
 _span_bytes = _ref.span_bytes
 _resource_bytes = _ref.resource_bytes
 _event_bytes = _ref.event_bytes
-_jtype = _ref._jtype
 _load_json = _ref.load_json
 
 # Deferred special tag keys as UTF-8, bucketed by length, for the byte walks (no str per key).

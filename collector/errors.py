@@ -36,3 +36,21 @@ class StoreClosed(StoreError):
 class SamplingError(ClewError, ValueError):
     """Sampling settings (strategies, policies, targets) are invalid; the message names the path,
     e.g. ``tail.policies[2].threshold_ms: must be > 0``."""
+
+
+def json_kind(value) -> str:
+    """The JSON name of a parsed value's type with its article ("a number", "an array"), for
+    error messages that say what was found instead of what was expected."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -64,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between the SDKs' strategy fetches (one tick of traffic each)")
     g.add_argument("--in-process", action="store_true",
                    help="no server: the SDKs talk to an Adaptive in this process")
+    g.add_argument("--stated", action="store_true",
+                   help="with --in-process: pass observe() the thresholds the root spans state "
+                        "(tracestate ot=th:) as well as the counts")
     g.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="PNG to write ('' for none)")
     g.add_argument("--seed", type=int, default=1)
     g = p.add_argument_group("ingest A/B")
@@ -152,7 +155,7 @@ class ServerBackend:
             return None
         return json.loads(body)
 
-    def send(self, body: bytes, counts: dict) -> None:
+    def send(self, body: bytes, counts: dict, adjusted: dict) -> None:
         try:
             self.otlp.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/x-protobuf"})
             r = self.otlp.getresponse()
@@ -184,14 +187,15 @@ class InProcessBackend:
                                  tolerance=a.tolerance, max_increase=a.max_increase, interval_s=a.interval)
         self.interval = a.interval
         self.next = time.monotonic() + float(rng.uniform(0, a.interval))
-        self.settings = ["in-process Adaptive"]
+        self.stated = a.stated
+        self.settings = ["in-process Adaptive" + (", stated thresholds" if a.stated else ", counts only")]
         self.send_errors = self.fetch_errors = 0
 
     def fetch(self, service: str) -> dict | None:
         return self.adaptive.strategy(service)
 
-    def send(self, body: bytes, counts: dict) -> None:
-        self.adaptive.observe(counts)
+    def send(self, body: bytes, counts: dict, adjusted: dict) -> None:
+        self.adaptive.observe(counts, adjusted if self.stated else None)
 
     def tick(self, now: float) -> None:
         while now >= self.next:
@@ -238,7 +242,7 @@ def run_adaptive(a: argparse.Namespace) -> dict:
             last = now
             # traffic of the tick just ended, at the load of its start, sampled now with what is served
             offered = loads(t - dt)
-            kept, counts, row = {}, {}, {"t": round(t, 4), "dt": round(dt, 4)}
+            kept, counts, adjusted, row = {}, {}, {}, {"t": round(t, 4), "dt": round(dt, 4)}
             for op in ops:
                 x = offered[op] * dt + carry[op]  # deterministic arrivals; the noise is the sampling's
                 n = int(x)
@@ -248,9 +252,11 @@ def run_adaptive(a: argparse.Namespace) -> dict:
                 r = r[r >= np.uint64(th)]
                 kept[op] = (r, th)
                 counts[(SERVICE, op)] = len(r)
+                adjusted[(SERVICE, op)] = (len(r), len(r) * consistent.adjusted_count(th))
                 row[op] = {"load": offered[op], "p": probs[op], "offered": n, "sent": len(r)}
             if any(counts.values()):
-                backend.send(root_spans_request(SERVICE, kept, rng, time.time_ns()), counts)
+                body = b"" if a.in_process else root_spans_request(SERVICE, kept, rng, time.time_ns())
+                backend.send(body, counts, adjusted)
             ticks.append(row)
             if len(ticks) % max(1, int(round(I / a.poll))) == 0:
                 st, ch = row[STEADY], row[STEPPED]
@@ -408,7 +414,7 @@ def plot_adaptive(r: dict, path: Path) -> None:
     fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=5, fontsize=8, frameon=False)
     axes[-1].set_xlabel("seconds")
     c = r["config"]
-    where = "in-process Adaptive" if r["backend"]["in_process"] else "clew serve"
+    where = r["backend"]["settings"][0] if r["backend"]["in_process"] else "clew serve"
     fig.suptitle(f"Adaptive sampling ({where}): target {target:g} traces/s per operation, interval {I:g} s, "
                  f"tolerance {c['tolerance']:g}, max increase x{c['max_increase']:g}", fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 1))

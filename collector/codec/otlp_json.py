@@ -28,7 +28,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.errors import DecodeError
+from collector.errors import DecodeError, json_kind
 
 __all__ = ["json_to_protobuf", "traces_to_json"]
 
@@ -72,7 +72,7 @@ def json_to_protobuf(body: bytes) -> bytes:
     except RecursionError:
         raise DecodeError("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
-        raise DecodeError(f"OTLP/JSON body must be a JSON object, not {_json_type(doc)}")
+        raise DecodeError(f"OTLP/JSON body must be a JSON object, not {json_kind(doc)}")
 
     _prepare_request(doc)
 
@@ -126,7 +126,7 @@ def _items(parent: dict, names: tuple, path: str, label: str):
         return ()
     where = f"{path}.{label}" if path else label
     if not isinstance(seq, list):
-        raise DecodeError(f"{where}: expected an array, got {_json_type(seq)}")
+        raise DecodeError(f"{where}: expected an array, got {json_kind(seq)}")
     for index, item in enumerate(seq):
         _object(item, f"{where}[{index}]")
     return enumerate(seq)
@@ -142,7 +142,7 @@ def _member(obj: dict, names: tuple):
 
 def _object(value, path: str) -> None:
     if not isinstance(value, dict):
-        raise DecodeError(f"{path}: expected an object, got {_json_type(value)}")
+        raise DecodeError(f"{path}: expected an object, got {json_kind(value)}")
 
 
 def _hex_id(obj: dict, names: tuple, path: str) -> None:
@@ -155,7 +155,7 @@ def _hex_id(obj: dict, names: tuple, path: str) -> None:
             continue
         where = f"{path}.{names[0]}"
         if not isinstance(value, str):
-            raise DecodeError(f"{where}: expected a hex string, got {_json_type(value)}")
+            raise DecodeError(f"{where}: expected a hex string, got {json_kind(value)}")
         if not _HEX.fullmatch(value):
             raise DecodeError(f"{where}: {_show(value)} is not hex")
         if len(value) % 2:
@@ -212,7 +212,7 @@ def _canonical_base64(value, path: str) -> str:
     so the check is ours: a corrupt attribute is refused, not stored as different bytes.
     """
     if not isinstance(value, str):
-        raise DecodeError(f"{path}: expected a base64 string, got {_json_type(value)}")
+        raise DecodeError(f"{path}: expected a base64 string, got {json_kind(value)}")
     core = value.rstrip("=")
     padding = len(value) - len(core)
     if (
@@ -233,20 +233,6 @@ def _show(value: str) -> str:
     if len(value) > _MAX_SHOWN:
         value = value[:_MAX_SHOWN] + "…"
     return repr(value)
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 # --------------------------------------------------------------------------- protobuf → JSON

@@ -118,7 +118,7 @@ from functools import lru_cache
 
 from collector.codec import otlp_writer as w
 from collector.codec.otlp import _expect, _field
-from collector.errors import DecodeError
+from collector.errors import DecodeError, json_kind
 
 MAX_US = 0xFFFFFFFFFFFFFFFF // 1000
 """Largest microsecond time whose nanoseconds fit OTLP's fixed64."""
@@ -171,23 +171,6 @@ _ANY_TRUE = w.any_bool(True)
 
 # ------------------------------------------------------------------------------ small helpers
 
-def _jtype(v) -> str:
-    """The JSON name of a parsed value's type, for messages."""
-    if v is None:
-        return "null"
-    if v is True or v is False:
-        return "a boolean"
-    if isinstance(v, (int, float)):
-        return "a number"
-    if isinstance(v, str):
-        return "a string"
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "an object"
-    return type(v).__name__
-
-
 def _show(v) -> str:
     text = repr(v)
     return text if len(text) <= 48 else text[:45] + "..."
@@ -206,7 +189,7 @@ def load_json(body, what: str = "spans") -> list:
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise DecodeError(f"not valid JSON: {exc}") from None
     if not isinstance(doc, list):
-        raise DecodeError(f"expected a JSON array of {what}, got {_jtype(doc)}")
+        raise DecodeError(f"expected a JSON array of {what}, got {json_kind(doc)}")
     return doc
 
 
@@ -261,7 +244,7 @@ def opt_str(v, where: str) -> str:
     if v is None:
         return ""
     if type(v) is not str:
-        _fail(f"{where}: expected a string, got {_jtype(v)}")
+        _fail(f"{where}: expected a string, got {json_kind(v)}")
     return v
 
 
@@ -269,7 +252,7 @@ def opt_bool(v, where: str) -> bool:
     if v is None:
         return False
     if v is not True and v is not False:
-        _fail(f"{where}: expected true or false, got {_jtype(v)}")
+        _fail(f"{where}: expected true or false, got {json_kind(v)}")
     return v
 
 
@@ -285,7 +268,7 @@ def tag_text(v, i: int, key: str):
         return str(v)
     if type(v) is float:
         return json.dumps(v)
-    _fail(f"span[{i}].tags[{_show(key)}]: expected a string, got {_jtype(v)}")
+    _fail(f"span[{i}].tags[{_show(key)}]: expected a string, got {json_kind(v)}")
 
 
 @lru_cache(maxsize=4096)
@@ -316,7 +299,7 @@ def json_endpoint(ep, i: int, field: str):
     if ep is None:
         return None
     if type(ep) is not dict:
-        _fail(f"span[{i}].{field}: expected an object, got {_jtype(ep)}")
+        _fail(f"span[{i}].{field}: expected an object, got {json_kind(ep)}")
     svc = opt_str(ep.get("serviceName"), f"span[{i}].{field}.serviceName")
     ip4 = opt_str(ep.get("ipv4"), f"span[{i}].{field}.ipv4")
     ip6 = opt_str(ep.get("ipv6"), f"span[{i}].{field}.ipv6")
@@ -324,7 +307,7 @@ def json_endpoint(ep, i: int, field: str):
     if port is None:
         port = 0
     elif type(port) is not int:
-        _fail(f"span[{i}].{field}.port: expected an integer, got {_jtype(port)}")
+        _fail(f"span[{i}].{field}.port: expected an integer, got {json_kind(port)}")
     elif not 0 < port < 65536:
         port = 0
     ip = ip_text(ip6) if ip6 else (ip_text(ip4) if ip4 else "")
@@ -536,7 +519,7 @@ def emit(spans) -> bytes:
 def json_span(s, i: int):
     """Normalised span of one parsed v2 JSON span (the tuple ``span_bytes`` takes)."""
     if type(s) is not dict:
-        _fail(f"span[{i}]: expected an object, got {_jtype(s)}")
+        _fail(f"span[{i}]: expected an object, got {json_kind(s)}")
     trace_id = hex_id(s.get("traceId"), i, "traceId", (16, 32))
     span_id = hex_id(s.get("id"), i, "id", (16,))
     parent = parent_id(s.get("parentId"), i, span_id)
@@ -552,17 +535,17 @@ def json_span(s, i: int):
     annotations = []
     if raw is not None:
         if type(raw) is not list:
-            _fail(f"span[{i}].annotations: expected an array, got {_jtype(raw)}")
+            _fail(f"span[{i}].annotations: expected an array, got {json_kind(raw)}")
         for j, a in enumerate(raw):
             if type(a) is not dict:
-                _fail(f"span[{i}].annotations[{j}]: expected an object, got {_jtype(a)}")
+                _fail(f"span[{i}].annotations[{j}]: expected an object, got {json_kind(a)}")
             at = micros(a.get("timestamp"), f"span[{i}].annotations[{j}].timestamp")
             annotations.append((at, opt_str(a.get("value"), f"span[{i}].annotations[{j}].value")))
     raw = s.get("tags")
     tags = {}
     if raw is not None:
         if type(raw) is not dict:
-            _fail(f"span[{i}].tags: expected an object, got {_jtype(raw)}")
+            _fail(f"span[{i}].tags: expected an object, got {json_kind(raw)}")
         for k, v in raw.items():
             text = tag_text(v, i, k)
             if text is not None:
@@ -756,7 +739,7 @@ def _v1_endpoint(ep, where: str):
     if ep is None:
         return None
     if type(ep) is not dict:
-        _fail(f"{where}: expected an object, got {_jtype(ep)}")
+        _fail(f"{where}: expected an object, got {json_kind(ep)}")
     out = {}
     svc = opt_str(ep.get("serviceName"), f"{where}.serviceName")
     if svc:
@@ -776,7 +759,7 @@ def _v1_endpoint(ep, where: str):
     port = ep.get("port")
     if port is not None:
         if type(port) is not int:
-            _fail(f"{where}.port: expected an integer, got {_jtype(port)}")
+            _fail(f"{where}.port: expected an integer, got {json_kind(port)}")
         port &= 0xFFFF  # Thrift sends i16; 65535 arrives as -1
         if port:
             out["port"] = port
@@ -808,7 +791,7 @@ def _binary_value(b: dict, where: str):
         return json.dumps(value), False
     if value is None:
         return None, False
-    _fail(f"{where}.value: expected a string, number or boolean, got {_jtype(value)}")
+    _fail(f"{where}.value: expected a string, number or boolean, got {json_kind(value)}")
 
 
 class _Builder:
@@ -873,11 +856,11 @@ class _V1:
                  "ms": "PRODUCER", "mr": "CONSUMER"}
         raw = src.get("annotations") or []
         if type(raw) is not list:
-            _fail(f"span[{i}].annotations: expected an array, got {_jtype(raw)}")
+            _fail(f"span[{i}].annotations: expected an array, got {json_kind(raw)}")
         for j, a in enumerate(raw):
             where = f"span[{i}].annotations[{j}]"
             if type(a) is not dict:
-                _fail(f"{where}: expected an object, got {_jtype(a)}")
+                _fail(f"{where}: expected an object, got {json_kind(a)}")
             at = micros(a.get("timestamp"), f"{where}.timestamp")
             value = opt_str(a.get("value"), f"{where}.value")
             ep = _v1_endpoint(a.get("endpoint"), f"{where}.endpoint")
@@ -959,12 +942,12 @@ class _V1:
         src, i = self.src, self.i
         raw = src.get("binaryAnnotations") or []
         if type(raw) is not list:
-            _fail(f"span[{i}].binaryAnnotations: expected an array, got {_jtype(raw)}")
+            _fail(f"span[{i}].binaryAnnotations: expected an array, got {json_kind(raw)}")
         addr = {"ca": None, "sa": None, "ma": None}
         for j, b in enumerate(raw):
             where = f"span[{i}].binaryAnnotations[{j}]"
             if type(b) is not dict:
-                _fail(f"{where}: expected an object, got {_jtype(b)}")
+                _fail(f"{where}: expected an object, got {json_kind(b)}")
             key = opt_str(b.get("key"), f"{where}.key")
             text, is_address = _binary_value(b, where)
             ep = _v1_endpoint(b.get("endpoint"), f"{where}.endpoint")
@@ -1034,7 +1017,7 @@ def v1_to_v2(spans: list) -> list:
     out = []
     for i, src in enumerate(spans):
         if type(src) is not dict:
-            _fail(f"span[{i}]: expected an object, got {_jtype(src)}")
+            _fail(f"span[{i}]: expected an object, got {json_kind(src)}")
         span_id = hex_id(src.get("id"), i, "id", (16,))
         hex_id(src.get("traceId"), i, "traceId", (16, 32))
         parent_id(src.get("parentId"), i, span_id)

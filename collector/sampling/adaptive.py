@@ -15,6 +15,11 @@ traces that arrive — traces the SDKs *already sampled*. Every ``interval_s`` i
 * the result is clamped to ``[min_probability, max_probability]``;
 * an operation with no traffic in an interval keeps its probability.
 
+When the ingest path also passes what the root spans *stated* (OpenTelemetry ``tracestate``
+``ot=th:``, the probability an SDK actually sampled at), "observed at the old probability" is
+computed from their adjusted counts instead (see ``observe``), so traces an SDK sampled before it
+fetched the latest probability, or with a fixed sampler of its own, are counted right.
+
 The collector never applies these probabilities itself (the traces were sampled already; doing so
 again would sample twice). See docs/sampling-adaptive.md for the choices where Jaeger differs.
 
@@ -34,15 +39,18 @@ DEFAULT_LOWER_BOUND_TRACES_PER_S = 1.0 / 60.0
 
 
 class _Op:
-    """One (service, operation): its probability, its count in the current interval and the rate
-    observed in the last one."""
+    """One (service, operation): its probability, its counts in the current interval and the rates
+    of the last one."""
 
-    __slots__ = ("probability", "count", "observed")
+    __slots__ = ("probability", "count", "stated", "weight", "observed", "estimated")
 
     def __init__(self, probability: float):
         self.probability = probability
-        self.count = 0
+        self.count = 0  # root spans this interval
+        self.stated = 0  # ... of which stated the probability they were sampled at
+        self.weight = 0.0  # ... and the traces those represent (sum of adjusted counts)
         self.observed: float | None = None  # traces/s in the last interval; None before the first
+        self.estimated: float | None = None  # traces/s before the SDKs sampled, last interval
 
 
 class Adaptive:
@@ -91,8 +99,16 @@ class Adaptive:
 
     # ---- counting (hot path) ----------------------------------------------------------------------
 
-    def observe(self, counts: dict[tuple[str, str], int]) -> None:
-        """Add the root spans (sampled traces) of one ingest batch, per (service, operation)."""
+    def observe(self, counts: dict[tuple[str, str], int],
+                adjusted: dict[tuple[str, str], tuple[int, float]] | None = None) -> None:
+        """Add the root spans (sampled traces) of one ingest batch, per (service, operation).
+
+        ``adjusted`` (optional) maps a key to ``(stated, weight)``: how many of its ``counts`` root
+        spans stated the probability their SDK sampled them at (OpenTelemetry ``tracestate``
+        ``ot=th:``), and the traces those represent (the sum of their adjusted counts, 1/p each).
+        The rest are taken as sampled at the probability served. With it the calculation is right
+        even when SDKs sampled at another probability (before they fetched the latest one, or
+        with a sampler of their own)."""
         with self._lock:
             ops = self._ops
             for key, n in counts.items():
@@ -100,6 +116,13 @@ class Adaptive:
                 if op is None:
                     op = self._add(key, self.initial_probability)
                 op.count += n
+            if adjusted:
+                for key, (stated, weight) in adjusted.items():
+                    op = ops.get(key)
+                    if op is None:
+                        op = self._add(key, self.initial_probability)
+                    op.stated += stated
+                    op.weight += weight
 
     def _add(self, key: tuple[str, str], probability: float) -> _Op:
         op = _Op(probability)
@@ -124,14 +147,24 @@ class Adaptive:
             self._since = now
             self.recalculations += 1
             for op in self._ops.values():
-                n, op.count = op.count, 0
+                n, stated, weight = op.count, op.stated, op.weight
+                op.count = op.stated = 0
+                op.weight = 0.0
                 if n <= 0:
                     op.observed = 0.0  # no traffic: the probability stays
+                    op.estimated = None
                     continue
+                old = op.probability
                 op.observed = n / elapsed
-                op.probability = self._next_probability(op.probability, op.observed)
+                stated = min(stated, n)
+                # the traffic before the SDKs sampled: what each root span stands for
+                op.estimated = (weight + (n - stated) / old) / elapsed if stated else op.observed / old
+                # the rate the SDKs would have sent at the probability served (= observed when no
+                # root span stated another probability)
+                op.probability = self._next_probability(old, op.estimated * old if stated else op.observed)
 
     def _next_probability(self, old: float, observed: float) -> float:
+        """``observed``: sampled traces/s at probability ``old``."""
         target = self.target
         if abs(observed - target) <= self.tolerance * target:
             return old
@@ -181,19 +214,18 @@ class Adaptive:
     def stats(self) -> list[dict]:
         """Per (service, operation), sorted: the target, the rate observed in the last interval
         (None before the first recalculation), the probability served, and the estimated rate of
-        traces before the SDKs sampled (observed / probability)."""
+        traces before the SDKs sampled in the last interval (None without traffic)."""
         with self._lock:
             rows = []
             for (service, operation), op in sorted(self._ops.items()):
-                observed = op.observed
+                observed, estimated = op.observed, op.estimated
                 rows.append({
                     "service": service,
                     "operation": operation,
                     "target_traces_per_s": self.target,
                     "observed_traces_per_s": None if observed is None else round(observed, 6),
                     "probability": op.probability,
-                    "estimated_traces_per_s": (None if observed is None or op.probability <= 0
-                                               else round(observed / op.probability, 3)),
+                    "estimated_traces_per_s": None if estimated is None else round(estimated, 3),
                 })
             return rows
 

@@ -26,7 +26,7 @@ import re
 import numpy as np
 
 from collector.codec.otlp import _any_value, _field  # the reference protobuf walker (one home)
-from collector.errors import DecodeError, SamplingError
+from collector.errors import DecodeError, SamplingError, json_kind
 from collector.model import (
     AT_SPAN, STATUS_ERROR, STATUS_OK, STATUS_UNSET, VT_BOOL, VT_DOUBLE, VT_INT, VT_STRING,
     SpanBatch,
@@ -41,22 +41,6 @@ _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 # --- parsing -------------------------------------------------------------------------------------
-
-
-def _kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 class _Reader:
@@ -78,7 +62,7 @@ class _Reader:
                 self.fail(field, "missing")
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.fail(field, f"must be a number, got {_kind(value)}")
+            self.fail(field, f"must be a number, got {json_kind(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             self.fail(field, "must be a finite number")
         if integer:
@@ -101,7 +85,7 @@ class _Reader:
                 self.fail(field, "missing")
             return default
         if not isinstance(value, bool):
-            self.fail(field, f"must be true or false, got {_kind(value)}")
+            self.fail(field, f"must be true or false, got {json_kind(value)}")
         return value
 
     def string(self, field: str, default: str | None = None) -> str:
@@ -111,7 +95,7 @@ class _Reader:
                 self.fail(field, "missing")
             return default
         if not isinstance(value, str):
-            self.fail(field, f"must be a string, got {_kind(value)}")
+            self.fail(field, f"must be a string, got {json_kind(value)}")
         return value
 
     def key(self) -> str:
@@ -125,18 +109,18 @@ class _Reader:
         if value is None:
             self.fail(field, "missing")
         if not isinstance(value, list):
-            self.fail(field, f"must be a list of strings, got {_kind(value)}")
+            self.fail(field, f"must be a list of strings, got {json_kind(value)}")
         if not value:
             self.fail(field, "must not be empty")
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                self.fail(f"{field}[{i}]", f"must be a string, got {_kind(item)}")
+                self.fail(f"{field}[{i}]", f"must be a string, got {json_kind(item)}")
         return list(value)
 
 
 def _parse_one(spec, path: str, depth: int, top: bool) -> "_Policy":
     if not isinstance(spec, dict):
-        raise SamplingError(f"{path}: must be an object, got {_kind(spec)}")
+        raise SamplingError(f"{path}: must be an object, got {json_kind(spec)}")
     reader = _Reader(spec, path)
     name = spec.get("name")
     if name is None:
@@ -149,7 +133,7 @@ def _parse_one(spec, path: str, depth: int, top: bool) -> "_Policy":
     if kind is None:
         reader.fail("type", f"missing (known: {known})")
     if not isinstance(kind, str) or kind not in _TYPES:
-        shown = repr(kind) if isinstance(kind, str) else _kind(kind)
+        shown = repr(kind) if isinstance(kind, str) else json_kind(kind)
         reader.fail("type", f"unknown {shown} (known: {known})")
     cls = _TYPES[kind]
     allowed = {"name", "type", *cls.FIELDS}
@@ -163,7 +147,7 @@ def _parse_one(spec, path: str, depth: int, top: bool) -> "_Policy":
 
 def _parse_list(specs, path: str, depth: int, top: bool) -> list:
     if not isinstance(specs, list):
-        raise SamplingError(f"{path}: must be a list of policies, got {_kind(specs)}")
+        raise SamplingError(f"{path}: must be a list of policies, got {json_kind(specs)}")
     if not specs:
         raise SamplingError(f"{path}: must hold at least one policy")
     if depth > MAX_DEPTH:

@@ -200,15 +200,9 @@ class Sampling:
             self._observe_roots(batch)
         tail = self.tail
         if tail is not None and tail.enabled:  # the head decision is taken with the tail's
-            held, dropped = tail.route(batch)
-            if dropped is not None:
-                for svc, (n, roots) in _per_service(batch, dropped).items():
-                    stats.dropped(svc, n, roots, "decided")
-                batch = batch.select(~dropped)
-                held = held[~dropped] if held is not None else None
-            stored = ~held if held is not None else None
-            for svc, (n, roots) in _per_service(batch, stored).items():
-                stats.kept(svc, n, 0, "decided")
+            batch, held = self._route(batch)
+            for svc, (n, _roots) in _per_service(batch, ~held if held is not None else None).items():
+                stats.kept(svc, n, 0, "decided")  # spans of traces already decided to be kept
                 self._stored_direct += n
             return batch, held
         head = self.head.sample(batch)
@@ -222,17 +216,22 @@ class Sampling:
                 svc = head.services[r]
                 weight[svc] = weight.get(svc, 0.0) + w
         held = None
-        if self.tail is not None:
-            held, dropped = self.tail.route(batch)
-            if dropped is not None:
-                for svc, (n, roots) in _per_service(batch, dropped).items():
-                    stats.dropped(svc, n, roots, "decided")
-                batch = batch.select(~dropped)
-                held = held[~dropped] if held is not None else None
-        stored = ~held if held is not None else None
-        for svc, (n, roots) in _per_service(batch, stored).items():
+        if tail is not None:  # off, but decisions taken while it was on still apply
+            batch, held = self._route(batch)
+        for svc, (n, roots) in _per_service(batch, ~held if held is not None else None).items():
             stats.kept(svc, n, roots, "head", weight.get(svc, 0.0))
             self._stored_direct += n
+        return batch, held
+
+    def _route(self, batch: SpanBatch) -> tuple[SpanBatch, np.ndarray | None]:
+        """The tail stage's sorting: spans of traces decided earlier follow the decision (dropped
+        ones leave the batch); returns the batch and the mask of spans to hold."""
+        held, dropped = self.tail.route(batch)
+        if dropped is not None:
+            for svc, (n, roots) in _per_service(batch, dropped).items():
+                self.stats.dropped(svc, n, roots, "decided")
+            batch = batch.select(~dropped)
+            held = held[~dropped] if held is not None else None
         return batch, held
 
     def _observe_roots(self, batch: SpanBatch) -> None:

@@ -44,33 +44,26 @@ class SamplingStats:
             c["traces_received"] += traces
 
     def kept(self, service: str, spans: int, traces: int, reason: str, represented: float = 0.0) -> None:
-        with self._lock:
-            c = self._counts(service)
-            c["spans_kept"] += spans
-            c["traces_kept"] += traces
-            c["represented"] += represented
-            if traces:
-                c["kept_by"][reason] += traces
-        m = self.metrics
-        if m is not None:
-            if spans:
-                m.sampling_spans.labels(service, "kept", reason).inc(spans)
-            if traces:
-                m.sampling_traces.labels(service, "kept", reason).inc(traces)
+        self._decision(service, "kept", spans, traces, reason, represented)
 
     def dropped(self, service: str, spans: int, traces: int, reason: str) -> None:
+        self._decision(service, "dropped", spans, traces, reason, 0.0)
+
+    def _decision(self, service: str, decision: str, spans: int, traces: int, reason: str,
+                  represented: float) -> None:
         with self._lock:
             c = self._counts(service)
-            c["spans_dropped"] += spans
-            c["traces_dropped"] += traces
-            if spans or traces:
-                c["dropped_by"][reason] += traces if traces else 0
+            c[f"spans_{decision}"] += spans
+            c[f"traces_{decision}"] += traces
+            c["represented"] += represented
+            if traces:
+                c[f"{decision}_by"][reason] += traces
         m = self.metrics
         if m is not None:
             if spans:
-                m.sampling_spans.labels(service, "dropped", reason).inc(spans)
+                m.sampling_spans.labels(service, decision, reason).inc(spans)
             if traces:
-                m.sampling_traces.labels(service, "dropped", reason).inc(traces)
+                m.sampling_traces.labels(service, decision, reason).inc(traces)
 
     def decided(self, service: str, latency_s: float, early: bool) -> None:
         with self._lock:

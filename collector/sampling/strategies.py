@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.errors import SamplingError
+from collector.errors import SamplingError, json_kind
 
 log = logging.getLogger("clew.sampling")
 
@@ -121,7 +121,7 @@ class Strategies:
         """
         if not isinstance(doc, dict):
             raise SamplingError(f"strategies: must be a JSON object with default_strategy and "
-                                f"service_strategies, got {_kind(doc)}")
+                                f"service_strategies, got {json_kind(doc)}")
         _no_unknown_keys(doc, frozenset({"default_strategy", "service_strategies"}), "")
         raw_default = doc.get("default_strategy")
         if raw_default is None:
@@ -133,11 +133,11 @@ class Strategies:
         if raw_services is None:
             raw_services = []
         if not isinstance(raw_services, list):
-            raise SamplingError(f"service_strategies: must be a list, got {_kind(raw_services)}")
+            raise SamplingError(f"service_strategies: must be a list, got {json_kind(raw_services)}")
         for i, raw in enumerate(raw_services):
             path = f"service_strategies[{i}]"
             if not isinstance(raw, dict):
-                raise SamplingError(f"{path}: must be an object, got {_kind(raw)}")
+                raise SamplingError(f"{path}: must be an object, got {json_kind(raw)}")
             name = raw.get("service")
             if not isinstance(name, str) or not name:
                 raise SamplingError(f"{path}.service: a non-empty service name is required")
@@ -245,20 +245,6 @@ def _per_operation(default_p: float, per_op: list) -> dict:
     return out
 
 
-def _kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "a list"
-    return "an object" if isinstance(value, dict) else type(value).__name__
-
-
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
@@ -301,20 +287,20 @@ def _parse_strategy(raw: dict, path: str, fallback: float) -> Strategy:
 
 def _parse_service(raw, path: str, allowed: frozenset, fallback: float) -> ServiceStrategy:
     if not isinstance(raw, dict):
-        raise SamplingError(f"{path}: must be an object, got {_kind(raw)}")
+        raise SamplingError(f"{path}: must be an object, got {json_kind(raw)}")
     _no_unknown_keys(raw, allowed, path)
     strategy = _parse_strategy(raw, path, fallback)
     raw_ops = raw.get("operation_strategies")
     if raw_ops is None:
         raw_ops = []
     if not isinstance(raw_ops, list):
-        raise SamplingError(f"{path}.operation_strategies: must be a list, got {_kind(raw_ops)}")
+        raise SamplingError(f"{path}.operation_strategies: must be a list, got {json_kind(raw_ops)}")
     ops: list[OperationStrategy] = []
     seen: set[str] = set()
     for j, raw_op in enumerate(raw_ops):
         op_path = f"{path}.operation_strategies[{j}]"
         if not isinstance(raw_op, dict):
-            raise SamplingError(f"{op_path}: must be an object, got {_kind(raw_op)}")
+            raise SamplingError(f"{op_path}: must be an object, got {json_kind(raw_op)}")
         _no_unknown_keys(raw_op, _OPERATION_KEYS, op_path)
         name = raw_op.get("operation")
         if not isinstance(name, str) or not name:

@@ -298,10 +298,10 @@ def test_empty_request_is_valid():
         (b"42", ["JSON object", "number"]),
         (b'"x"', ["JSON object", "string"]),
         (b'{"resourceSpans": {}}', ["resourceSpans: expected an array"]),
-        (b'{"resourceSpans": [1]}', ["resourceSpans[0]: expected an object, got number"]),
+        (b'{"resourceSpans": [1]}', ["resourceSpans[0]: expected an object, got a number"]),
         (
             b'{"resourceSpans": [{"scopeSpans": [{"spans": "no"}]}]}',
-            ["resourceSpans[0].scopeSpans[0].spans: expected an array, got string"],
+            ["resourceSpans[0].scopeSpans[0].spans: expected an array, got a string"],
         ),
     ],
 )
@@ -325,7 +325,7 @@ def _spans(*spans) -> bytes:
         ),
         (_spans({"spanId": "0102 0304"}), ["spans[0].spanId", "is not hex"]),
         (_spans({"spanId": "abc"}), ["spans[0].spanId", "odd number of digits"]),
-        (_spans({"parentSpanId": 12}), ["spans[0].parentSpanId: expected a hex string, got number"]),
+        (_spans({"parentSpanId": 12}), ["spans[0].parentSpanId: expected a hex string, got a number"]),
         (
             _spans({"links": [{"traceId": "01" * 16, "spanId": "zz"}]}),
             ["spans[0].links[0].spanId: 'zz' is not hex"],

@@ -27,11 +27,13 @@ class SDK:
     over 56 bits as for random trace IDs). What it keeps reaches the collector as root spans, in
     several ingest batches (``Adaptive.observe``)."""
 
-    def __init__(self, adaptive: Adaptive, service: str, loads: dict[str, float], seed: int = 7):
+    def __init__(self, adaptive: Adaptive, service: str, loads: dict[str, float], seed: int = 7,
+                 state: bool = False):
         self.adaptive = adaptive
         self.service = service
         self.loads = dict(loads)
         self.rng = np.random.default_rng(seed)
+        self.state = state  # the ingest path reads each root's tracestate ot=th: (observe's adjusted)
 
     def served(self) -> dict[str, float]:
         doc = self.adaptive.strategy(self.service)
@@ -42,18 +44,24 @@ class SDK:
                   for s in ops.get("perOperationStrategies", [])}
         return {op: listed.get(op, ops.get("defaultSamplingProbability", 0.0)) for op in self.loads}
 
-    def run(self, seconds: float, batches: int = 10) -> dict[str, int]:
-        """Offer ``seconds`` of traffic; returns the traces sampled (and sent) per operation."""
-        probs = self.served()
+    def run(self, seconds: float, batches: int = 10, probs: dict[str, float] | None = None) -> dict[str, int]:
+        """Offer ``seconds`` of traffic; returns the traces sampled (and sent) per operation.
+        ``probs``: sample at these instead of fetching (an SDK that has not polled yet, or one
+        with a sampler of its own)."""
+        probs = probs or self.served()
         sent = {}
         for op, load in self.loads.items():
             n = int(self.rng.poisson(load * seconds))
             r = self.rng.integers(0, consistent.MAX, size=n, dtype=np.uint64)
-            kept = int(np.count_nonzero(r >= np.uint64(consistent.threshold(probs[op]))))
+            th = consistent.threshold(probs[op])
+            kept = int(np.count_nonzero(r >= np.uint64(th)))
             sent[op] = kept
             for part in np.array_split(np.arange(kept), batches):
                 if len(part):
-                    self.adaptive.observe({(self.service, op): len(part)})
+                    key = (self.service, op)
+                    adjusted = ({key: (len(part), len(part) * consistent.adjusted_count(th))}
+                                if self.state else None)
+                    self.adaptive.observe({key: len(part)}, adjusted)
         return sent
 
 
@@ -159,6 +167,44 @@ def test_a_fivefold_drop_with_doubling_increases_takes_three_intervals():
     assert within(sdk.loads["checkout"] * probs[2], 200, 0.05)  # the third is uncapped (x1.25)
 
 
+@pytest.mark.parametrize("state", [False, True], ids=["counts-only", "stated-thresholds"])
+def test_sdks_that_poll_late_mislead_counts_but_not_stated_thresholds(state):
+    clock = FakeClock()
+    a = make(clock)
+    sdk = SDK(a, "shop", {"checkout": 20_000.0}, state=state)
+    converge(a, clock, sdk, "checkout")
+    p_old = a.probability("shop", "checkout")
+    sdk.loads["checkout"] *= 5
+    interval(a, clock, sdk)  # the step, at the old probability; the recalculation cuts it by 5
+    p_new = a.probability("shop", "checkout")
+    # the SDKs fetch the new probability only after a fifth of the next interval
+    sdk.run(a.interval_s * 0.2, probs={"checkout": p_old})
+    sdk.run(a.interval_s * 0.8, probs={"checkout": p_new})
+    clock.t += a.interval_s
+    a.recalculate()
+    expected = sdk.loads["checkout"] * a.probability("shop", "checkout")
+    if state:  # the stale traces said what they were sampled at: nothing to correct
+        assert a.probability("shop", "checkout") == p_new
+    else:  # read as 1.8 x target at p_new: over-corrected to 0.56 x target
+        assert expected < 0.6 * 200
+
+
+@pytest.mark.parametrize("state", [False, True], ids=["counts-only", "stated-thresholds"])
+def test_an_sdk_with_its_own_sampler(state):
+    clock = FakeClock()
+    a = make(clock, max_increase=2.0)
+    own = SDK(a, "legacy", {"op": 20_000.0}, state=state)
+    for _ in range(5):  # it samples everything, whatever is served
+        own.run(a.interval_s, probs={"op": 1.0})
+        clock.t += a.interval_s
+        a.recalculate()
+    if state:  # climbs (x2 per interval) to what it needs when it switches: 200 of 20,000 traces/s
+        assert a.probability("legacy", "op") == pytest.approx(0.01, rel=0.05)
+        assert a.stats()[0]["estimated_traces_per_s"] == pytest.approx(20_000, rel=0.02)
+    else:  # 20,000/s read as sampled at 0.001: driven to the floor
+        assert a.probability("legacy", "op") == a.min_probability
+
+
 def test_tolerance_band_leaves_the_probability_alone():
     clock = FakeClock()
     a = make(clock, target_traces_per_s=100.0, tolerance=0.25, initial_probability=0.1)
@@ -251,7 +297,7 @@ def test_stats_report_target_observed_and_probability():
     [row] = a.stats()
     assert row == {"service": "shop", "operation": "checkout", "target_traces_per_s": 200.0,
                    "observed_traces_per_s": 400.0, "probability": pytest.approx(0.005),
-                   "estimated_traces_per_s": pytest.approx(80_000, rel=1e-6)}
+                   "estimated_traces_per_s": pytest.approx(40_000, rel=1e-6)}  # 400/s sampled at 0.01
 
 
 def test_snapshot_restore_round_trip_keeps_the_probabilities():

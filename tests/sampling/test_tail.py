@@ -167,3 +167,33 @@ def test_errors_always_kept_at_one_percent_over_100k_traces(server_factory, tmp_
     kept_plain = svc["kept"]["by_reason"].get("head", 0)
     assert abs(kept_plain - plain * 0.01) <= 3 * sigma
     assert stored_ids(server, "svc") == errors | plain_kept
+
+
+def test_combined_probabilistic_and_rate_limited_policies_through_ingest(server_factory, tmp_path):
+    policies = [
+        {"name": "slow-gold", "type": "and", "policies": [
+            {"type": "string_attribute", "key": "tier", "values": ["gold"]},
+            {"type": "latency", "threshold_ms": 100}]},
+        {"name": "half", "type": "probabilistic", "rate": 0.5},
+        {"name": "limited", "type": "rate_limiting", "traces_per_s": 5},
+    ]
+    server = tail_server(server_factory, tmp_path, policies=policies)
+    started = time.monotonic()
+    slow_gold = trace(trace_id(0, "mix"), attrs={"tier": "gold"}, duration_ms=300)
+    fast_gold = trace(trace_id(1, "mix"), attrs={"tier": "gold"})
+    plain = [trace(trace_id(i, "mix")) for i in range(2, 202)]
+    send(server, [s for t in [slow_gold, fast_gold, *plain] for s in t])
+
+    def settled():
+        s = requests.get(server.url("/api/v1/sampling/stats")).json()
+        return s["pending_traces"] == 0 and s["services"]["svc"]["decisions"]["count"] == 202 and s
+    stats = wait_for(settled, 15)
+    elapsed = time.monotonic() - started
+    by = stats["services"]["svc"]["kept"]["by_reason"]
+    half = {t[0].trace.hex() for t in [fast_gold, *plain] if spec_keeps(t[0].trace, 0.5)}
+    assert by["slow-gold"] == 1
+    assert by["half"] == len(half)
+    assert 1 <= by.get("limited", 0) <= 5 + 5 * elapsed
+    kept = stored_ids(server, "svc")
+    assert slow_gold[0].trace.hex() in kept and half <= kept
+    assert len(kept) == 1 + len(half) + by.get("limited", 0)
