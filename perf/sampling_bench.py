@@ -51,12 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ingest-ab", action="store_true", help="ingest throughput, sampling off vs head + tail on")
     g = p.add_argument_group("adaptive")
     g.add_argument("--interval", type=float, default=2.0, help="sampling.adaptive_interval_s (s)")
-    g.add_argument("--target", type=float, default=500.0, help="sampling.target_traces_per_s, per operation")
+    g.add_argument("--target", type=float, default=2000.0, help="sampling.target_traces_per_s, per operation")
     g.add_argument("--tolerance", type=float, default=0.05, help="sampling.tolerance")
     g.add_argument("--max-increase", type=float, default=5.0,
                    help="sampling.max_increase (a ÷N step needs N to be followed in one calculation)")
-    g.add_argument("--load", type=float, default=10_000.0, help=f"{STEPPED!r} traces/s before the SDK samples")
-    g.add_argument("--steady-load", type=float, default=2_000.0, help=f"{STEADY!r} traces/s (never stepped)")
+    g.add_argument("--load", type=float, default=40_000.0, help=f"{STEPPED!r} traces/s before the SDK samples")
+    g.add_argument("--steady-load", type=float, default=10_000.0, help=f"{STEADY!r} traces/s (never stepped)")
     g.add_argument("--step", type=float, default=5.0, help="the load step factor (up, then back down)")
     g.add_argument("--warm-intervals", type=int, default=8, help="intervals before the step up")
     g.add_argument("--step-intervals", type=int, default=6, help="intervals at the high load, and after")
@@ -68,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --in-process: pass observe() the thresholds the root spans state "
                         "(tracestate ot=th:) as well as the counts")
     g.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="PNG to write ('' for none)")
+    g.add_argument("--offset", type=float,
+                   help="seconds to wait once the server is ready before the SDKs start: moves the "
+                        "steps to another phase of the server's interval (default: drawn from the seed, "
+                        "0..interval)")
     g.add_argument("--seed", type=int, default=1)
     g = p.add_argument_group("ingest A/B")
     g.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
@@ -219,6 +223,8 @@ def run_adaptive(a: argparse.Namespace) -> dict:
         return {STEPPED: stepped, STEADY: a.steady_load}
 
     ops = (STEPPED, STEADY)
+    offset = a.offset if a.offset is not None else float(rng.uniform(0, I))
+    time.sleep(offset)
     initial = 0.001  # Jaeger's initial probability: what an SDK starts at before any strategy
     carry = dict.fromkeys(ops, 0.0)
     ticks = []
@@ -265,6 +271,7 @@ def run_adaptive(a: argparse.Namespace) -> dict:
     finally:
         backend.close()
     report = analyse(a, ticks, t_up, t_down, t_end)
+    report["offset_s"] = round(offset, 3)
     report["backend"] = {"settings": backend.settings, "send_errors": backend.send_errors,
                          "fetch_errors": backend.fetch_errors, "in_process": bool(a.in_process)}
     report["ticks"] = ticks
@@ -344,7 +351,8 @@ def format_adaptive(r: dict) -> str:
              f"tolerance {r['config']['tolerance']:g}, max_increase {r['config']['max_increase']:g}, "
              f"SDK poll {r['config']['poll']:g} s ({'in process' if r['backend']['in_process'] else 'real server'})",
              f"load of {STEPPED!r} x{r['config']['step']:g} at {r['steps']['up_at_s']:g} s, back at "
-             f"{r['steps']['down_at_s']:g} s; {STEADY!r} steady",
+             f"{r['steps']['down_at_s']:g} s; {STEADY!r} steady; SDKs started {r['offset_s']:g} s after the "
+             f"server was ready",
              ""]
     for op, d in r["operations"].items():
         lines.append(f"{op}:")
@@ -426,8 +434,6 @@ def plot_adaptive(r: dict, path: Path) -> None:
 # ---- ingest A/B -----------------------------------------------------------------------------------
 
 def run_ingest_ab(a: argparse.Namespace) -> dict:
-    import asyncio  # noqa: F401  (the load generator's loop)
-
     from perf import loadgen
     from perf.traces import RequestPool
 

@@ -166,8 +166,8 @@ class Adaptive:
     def _next_probability(self, old: float, observed: float) -> float:
         """``observed``: sampled traces/s at probability ``old``."""
         target = self.target
-        if abs(observed - target) <= self.tolerance * target:
-            return old
+        if observed <= 0 or abs(observed - target) <= self.tolerance * target:
+            return old  # (<= 0: only stated weights of 0, nothing to go by)
         new = old * target / observed
         cap = old * self.max_increase
         if new > cap:
@@ -185,12 +185,13 @@ class Adaptive:
             op = self._ops.get((service, operation))
             return None if op is None else op.probability
 
-    def strategy(self, service: str) -> dict | None:
+    def strategy(self, service: str, unseen: bool = False) -> dict | None:
         """The Jaeger adaptive strategy response for ``service`` (a fresh dict in Jaeger's JSON shape:
         ``strategyType`` PROBABILISTIC, which as a zero value is left out as Jaeger's JSON does, and
         ``operationSampling`` with the initial probability as the default for operations not listed,
         the SDK's lower bound in traces/s and one probabilistic strategy per operation seen), or
-        None when no trace of the service was ever seen.
+        None when no trace of the service was ever seen (with ``unseen``: the initial strategy,
+        every operation at the initial probability, as Jaeger's adaptive provider answers).
 
         Jaeger's adaptive response carries no top-level ``probabilisticSampling``; this one repeats
         the default probability there, so a client that ignores ``operationSampling`` samples at it
@@ -198,7 +199,9 @@ class Adaptive:
         with self._lock:
             ops = self._services.get(service)
             if ops is None:
-                return None
+                if not unseen:
+                    return None
+                ops = {}
             per_op = [{"operation": name, "probabilisticSampling": _probabilistic(ops[name].probability)}
                       for name in sorted(ops)]
         default = self.initial_probability

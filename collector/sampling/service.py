@@ -18,6 +18,7 @@ import numpy as np
 
 from collector.config import SamplingConfig
 from collector.model import SpanBatch
+from collector.sampling import consistent
 from collector.sampling import settings as settings_mod
 from collector.sampling.adaptive import Adaptive, StoredRateController
 from collector.sampling.head import HeadSampler, Rule, rule_from_response
@@ -175,13 +176,11 @@ class Sampling:
     # ------------------------------------------------------------------ remote sampling
 
     def strategy_for(self, service: str) -> dict:
-        """The Jaeger strategy response for ``service`` (Jaeger's JSON shape, as a dict): the
-        adaptive probabilities when adaptive sampling is on and the service has been seen, else
-        the configured strategies."""
+        """The Jaeger strategy response for ``service`` (Jaeger's JSON shape, as a dict): with
+        adaptive sampling on, the computed probabilities (a service not seen yet starts at the
+        initial probability, as in Jaeger); else the configured strategies."""
         if self.settings.adaptive["enabled"]:
-            computed = self.adaptive.strategy(service)
-            if computed is not None:
-                return computed
+            return self.adaptive.strategy(service, unseen=True)
         return self.settings.strategies.response(service)
 
     def note_poll(self, service: str) -> None:
@@ -240,6 +239,7 @@ class Sampling:
         if not len(roots):
             return
         counts: dict[tuple[str, str], int] = {}
+        adjusted: dict[tuple[str, str], tuple[int, float]] = {}
         buf = batch.buf
         services = batch.resources
         for i in roots.tolist():
@@ -248,7 +248,13 @@ class Sampling:
             key = (services[int(row["resource"])][1],
                    buf[off:off + int(row["name_len"])].decode("utf-8", "replace"))
             counts[key] = counts.get(key, 0) + 1
-        self.adaptive.observe(counts)
+            if row["state_len"]:  # the SDK said at what probability it sampled (ot=th)
+                so = int(row["state_off"])
+                th, _rv = consistent.parse_ot(buf[so:so + int(row["state_len"])].decode("ascii", "replace"))
+                if th is not None:
+                    stated, weight = adjusted.get(key, (0, 0.0))
+                    adjusted[key] = (stated + 1, weight + consistent.adjusted_count(th))
+        self.adaptive.observe(counts, adjusted or None)
 
     # ------------------------------------------------------------------ statistics
 

@@ -88,6 +88,9 @@ def test_stats_and_metrics_report_what_was_received_kept_and_dropped(server_fact
 def test_adaptive_probabilities_are_served_to_sdks(server_factory):
     server = server_factory("sampling.adaptive=true", "sampling.adaptive_interval_s=1",
                             "sampling.target_traces_per_s=10")
+    # a service not seen yet starts at the initial probability, as in Jaeger
+    fresh = requests.get(server.url("/api/sampling"), params={"service": "new"}).json()
+    assert fresh["operationSampling"]["defaultSamplingProbability"] == 0.001
     # 200 root spans a second of "checkout /pay" for three seconds: 20x the target
     for k in range(3):
         send(server, [Span(trace_id(i, f"adaptive{k}"), 1, service="checkout", name="/pay")
