@@ -34,11 +34,7 @@ class Metrics:
                                    "UDP datagrams dropped, by reason (UDP cannot be refused).",
                                    ["protocol", "reason"], registry=r)
         self.queue_spans = Gauge("clew_ingest_queue_spans", "Spans waiting for the writer.", registry=r)
-        self.sampling_spans = Counter("clew_sampling_spans", "Spans by sampling decision and reason "
-                                      "(head, a tail policy, no_policy, decided).",
-                                      ["service", "decision", "reason"], registry=r)
-        self.sampling_traces = Counter("clew_sampling_traces", "Traces by sampling decision and reason.",
-                                       ["service", "decision", "reason"], registry=r)
+        # clew_sampling_spans_total / clew_sampling_traces_total: collector/sampling/stats.py
         self.sampling_decision_seconds = Histogram(
             "clew_sampling_decision_seconds", "Time from a trace's first span to its tail decision.",
             buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 60, 120), registry=r)

@@ -62,11 +62,23 @@ class HeadSampler:
         """``rule_for(service) -> Rule``; rules are cached until ``reset``."""
         self._rule_for = rule_for
         self._rules: dict[str, Rule] = {}
-        self._thresholds: dict[str, int] = {}
+        self._compiled: dict[tuple[str, float], tuple[int, bool]] = {}
 
     def reset(self) -> None:
         """Forget cached rules (the settings changed)."""
         self._rules = {}
+        self._compiled = {}
+
+    def _threshold(self, service: str, factor: float) -> tuple[int, bool]:
+        """(threshold of the service's default probability, whether it has operations)."""
+        got = self._compiled.get((service, factor))
+        if got is None:
+            rule = self.rule(service)
+            t = 0 if rule.default is None else consistent.threshold(rule.default * factor)
+            got = self._compiled[(service, factor)] = (t, bool(rule.operations))
+            if len(self._compiled) > 100_000:  # factors change under overload: stay bounded
+                self._compiled = {}
+        return got
 
     def rule(self, service: str) -> Rule:
         rule = self._rules.get(service)
@@ -81,12 +93,9 @@ class HeadSampler:
         n = len(spans)
         services = [svc for _rec, svc in batch.resources]
         # Threshold of each resource's default, and the spans whose operation has its own.
-        res_t = np.zeros(len(services), np.uint64)
-        any_ops = False
-        for r, svc in enumerate(services):
-            rule = self.rule(svc)
-            res_t[r] = 0 if rule.default is None else consistent.threshold(rule.default * factor)
-            any_ops = any_ops or bool(rule.operations)
+        compiled = [self._threshold(svc, factor) for svc in services]
+        res_t = np.array([c[0] for c in compiled], np.uint64)
+        any_ops = any(c[1] for c in compiled)
         t = res_t[spans["resource"]] if n else np.zeros(0, np.uint64)
         if any_ops:
             buf = batch.buf

@@ -30,22 +30,38 @@ log = logging.getLogger("clew.sampling")
 POLL_MEMORY_S = 600.0  # an SDK that fetched its strategy this recently counts as "polling"
 
 
-def _per_service(batch: SpanBatch, mask: np.ndarray | None, weights=None) -> dict[str, list]:
-    """{service: [spans, root spans]} of the batch's spans where ``mask`` is true."""
-    spans = batch.spans if mask is None else batch.spans[mask]
-    nres = len(batch.resources)
-    if not len(spans) or not nres:
-        return {}
-    res = spans["resource"]
-    per_res = np.bincount(res, minlength=nres)
-    roots = np.bincount(res[spans["parent_id_len"] == 0], minlength=nres)
-    out: dict[str, list] = {}
-    for r, (_rec, svc) in enumerate(batch.resources):
-        if per_res[r]:
-            entry = out.setdefault(svc, [0, 0])
-            entry[0] += int(per_res[r])
-            entry[1] += int(roots[r])
-    return out
+class _Census:
+    """Per-service span and root-span counts of a batch, a few numpy calls each: the batch's
+    resources mapped once to the distinct services they name."""
+
+    def __init__(self, batch: SpanBatch):
+        index: dict[str, int] = {}
+        self.names: list[str] = []
+        res_svc = np.empty(len(batch.resources), np.intp)
+        for r, (_rec, svc) in enumerate(batch.resources):
+            i = index.get(svc)
+            if i is None:
+                i = index[svc] = len(self.names)
+                self.names.append(svc)
+            res_svc[r] = i
+        self.res_svc = res_svc
+
+    def counts(self, batch: SpanBatch, mask: np.ndarray | None = None) -> tuple[list, list]:
+        """(spans, root spans) per service of the batch's spans where ``mask`` holds."""
+        spans = batch.spans if mask is None else batch.spans[mask]
+        k = len(self.names)
+        if not len(spans) or not k:
+            return [0] * k, [0] * k
+        svc = self.res_svc[spans["resource"]]
+        return (np.bincount(svc, minlength=k).tolist(),
+                np.bincount(svc[spans["parent_id_len"] == 0], minlength=k).tolist())
+
+    def entries(self, batch, mask, decision: str, reason: str, weights=None, roots: bool = True):
+        """Stats entries for the spans where ``mask`` holds (None: all); ``roots`` False counts
+        spans only (they followed a decision already counted for their trace)."""
+        n, r = self.counts(batch, mask)
+        return [(name, decision, n[i], r[i] if roots else 0, reason, weights[i] if weights else 0.0)
+                for i, name in enumerate(self.names) if n[i]]
 
 
 class Sampling:
@@ -192,43 +208,43 @@ class Sampling:
     def sample(self, batch: SpanBatch) -> tuple[SpanBatch, np.ndarray | None]:
         """Head-sample a validated batch and sort it for the tail stage: returns the spans to
         store and the mask of those held for a tail decision (None: none held)."""
-        stats = self.stats
-        for svc, (n, roots) in _per_service(batch, None).items():
-            stats.received(svc, n, roots)
+        census = _Census(batch)
+        entries = census.entries(batch, None, "received", "")
         if self.settings.adaptive["enabled"]:
             self._observe_roots(batch)
         tail = self.tail
         if tail is not None and tail.enabled:  # the head decision is taken with the tail's
-            batch, held = self._route(batch)
-            for svc, (n, _roots) in _per_service(batch, ~held if held is not None else None).items():
-                stats.kept(svc, n, 0, "decided")  # spans of traces already decided to be kept
-                self._stored_direct += n
+            batch, held = self._route(batch, census, entries)
+            stored = None if held is None else ~held
+            if stored is None or stored.any():  # spans of traces already decided to be kept
+                kept = census.entries(batch, stored, "kept", "decided", roots=False)
+                entries += kept
+                self._stored_direct += sum(e[2] for e in kept)
+            self.stats.record(entries)
             return batch, held
         head = self.head.sample(batch)
         if not head.kept.all():
-            for svc, (n, roots) in _per_service(batch, ~head.kept).items():
-                stats.dropped(svc, n, roots, "head")
+            entries += census.entries(batch, ~head.kept, "dropped", "head")
             batch = batch.select(head.kept)
-        weight = {}
+        weights = [0.0] * len(census.names)
         for r, w in enumerate(head.roots_kept_weight.tolist()):
             if w:
-                svc = head.services[r]
-                weight[svc] = weight.get(svc, 0.0) + w
+                weights[census.res_svc[r]] += w
         held = None
-        if tail is not None:  # off, but decisions taken while it was on still apply
-            batch, held = self._route(batch)
-        for svc, (n, roots) in _per_service(batch, ~held if held is not None else None).items():
-            stats.kept(svc, n, roots, "head", weight.get(svc, 0.0))
-            self._stored_direct += n
+        if tail is not None and tail.cache:  # off, but decisions taken while it was on still apply
+            batch, held = self._route(batch, census, entries)
+        kept = census.entries(batch, None if held is None else ~held, "kept", "head", weights)
+        entries += kept
+        self._stored_direct += sum(e[2] for e in kept)
+        self.stats.record(entries)
         return batch, held
 
-    def _route(self, batch: SpanBatch) -> tuple[SpanBatch, np.ndarray | None]:
+    def _route(self, batch: SpanBatch, census: _Census, entries: list) -> tuple[SpanBatch, np.ndarray | None]:
         """The tail stage's sorting: spans of traces decided earlier follow the decision (dropped
         ones leave the batch); returns the batch and the mask of spans to hold."""
         held, dropped = self.tail.route(batch)
         if dropped is not None:
-            for svc, (n, roots) in _per_service(batch, dropped).items():
-                self.stats.dropped(svc, n, roots, "decided")
+            entries += census.entries(batch, dropped, "dropped", "decided")
             batch = batch.select(~dropped)
             held = held[~dropped] if held is not None else None
         return batch, held

@@ -1,14 +1,17 @@
 """Sample stage: what was received, kept and dropped, per service, over a time window.
 
 Counts go into 10-second buckets (an hour of them is kept); ``report(window_s)`` sums the
-buckets inside the window.  The same events feed the Prometheus counters (collector/metrics.py),
-which count from the start of the process.
+buckets inside the window.  The same events add to process-lifetime totals that /metrics reads
+at each scrape (``clew_sampling_spans_total``, ``clew_sampling_traces_total``), so the ingest path
+pays for one lock and a few dict updates per request, not for a Prometheus call per service.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections import defaultdict
+
+from prometheus_client.core import CounterMetricFamily
 
 BUCKET_S = 10
 KEEP_S = 3600
@@ -27,47 +30,53 @@ class SamplingStats:
         self.clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[int, dict[str, dict]] = {}
+        self._totals: dict[tuple[str, str, str], list] = {}  # (service, decision, reason) → [spans, traces]
+        if metrics is not None:
+            metrics.registry.register(_Totals(self))
 
-    def _counts(self, service: str) -> dict:
+    def _bucket(self) -> dict:
         b = int(self.clock()) // BUCKET_S * BUCKET_S
         bucket = self._buckets.get(b)
         if bucket is None:
             bucket = self._buckets[b] = defaultdict(_service_counts)
             for old in [k for k in self._buckets if k < b - KEEP_S]:
                 del self._buckets[old]
-        return bucket[service]
+        return bucket
+
+    def record(self, entries) -> None:
+        """Add ``(service, decision, spans, traces, reason, represented)`` entries; ``decision``
+        is ``received``, ``kept`` or ``dropped`` (``reason`` and ``represented`` only count for
+        the last two)."""
+        with self._lock:
+            bucket = self._bucket()
+            totals = self._totals
+            for service, decision, spans, traces, reason, represented in entries:
+                c = bucket[service]
+                c["spans_" + decision] += spans
+                c["traces_" + decision] += traces
+                if decision == "received":
+                    continue
+                c["represented"] += represented
+                if traces:
+                    c[decision + "_by"][reason] += traces
+                t = totals.get((service, decision, reason))
+                if t is None:
+                    t = totals[(service, decision, reason)] = [0, 0]
+                t[0] += spans
+                t[1] += traces
 
     def received(self, service: str, spans: int, traces: int) -> None:
-        with self._lock:
-            c = self._counts(service)
-            c["spans_received"] += spans
-            c["traces_received"] += traces
+        self.record(((service, "received", spans, traces, "", 0.0),))
 
     def kept(self, service: str, spans: int, traces: int, reason: str, represented: float = 0.0) -> None:
-        self._decision(service, "kept", spans, traces, reason, represented)
+        self.record(((service, "kept", spans, traces, reason, represented),))
 
     def dropped(self, service: str, spans: int, traces: int, reason: str) -> None:
-        self._decision(service, "dropped", spans, traces, reason, 0.0)
-
-    def _decision(self, service: str, decision: str, spans: int, traces: int, reason: str,
-                  represented: float) -> None:
-        with self._lock:
-            c = self._counts(service)
-            c[f"spans_{decision}"] += spans
-            c[f"traces_{decision}"] += traces
-            c["represented"] += represented
-            if traces:
-                c[f"{decision}_by"][reason] += traces
-        m = self.metrics
-        if m is not None:
-            if spans:
-                m.sampling_spans.labels(service, decision, reason).inc(spans)
-            if traces:
-                m.sampling_traces.labels(service, decision, reason).inc(traces)
+        self.record(((service, "dropped", spans, traces, reason, 0.0),))
 
     def decided(self, service: str, latency_s: float, early: bool) -> None:
         with self._lock:
-            c = self._counts(service)
+            c = self._bucket()[service]
             c["decisions"] += 1
             c["decision_s"] += latency_s
             c["decision_max_s"] = max(c["decision_max_s"], latency_s)
@@ -115,3 +124,27 @@ class SamplingStats:
                               "max_latency_s": c["decision_max_s"] if c["decisions"] else None},
             }
         return {"window_s": window_s, "from": since, "to": now, "services": out}
+
+
+class _Totals:
+    """The Prometheus view of the totals, built at each scrape."""
+
+    def __init__(self, stats: SamplingStats):
+        self.stats = stats
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        spans = CounterMetricFamily("clew_sampling_spans", "Spans by sampling decision and reason "
+                                    "(head, a tail policy, no_policy, decided).",
+                                    labels=["service", "decision", "reason"])
+        traces = CounterMetricFamily("clew_sampling_traces", "Traces by sampling decision and reason.",
+                                     labels=["service", "decision", "reason"])
+        with self.stats._lock:
+            rows = [(key, list(v)) for key, v in self.stats._totals.items()]
+        for (service, decision, reason), (n_spans, n_traces) in sorted(rows):
+            spans.add_metric([service, decision, reason], n_spans)
+            traces.add_metric([service, decision, reason], n_traces)
+        yield spans
+        yield traces
