@@ -24,6 +24,9 @@ class Metrics:
                                 ["protocol", "outcome"], registry=r)
         self.commit_seconds = Histogram("clew_commit_seconds", "Time to write and commit one group.",
                                         buckets=_LATENCY_BUCKETS, registry=r)
+        self.writer_task_seconds = Histogram("clew_writer_task_seconds", "Time the writer thread spent on "
+                                             "other work between commits (tail-sampling decisions).",
+                                             buckets=_LATENCY_BUCKETS, registry=r)
         self.commit_batches = Histogram("clew_commit_batches", "Requests committed per transaction.",
                                         buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
         self.ack_seconds = Histogram("clew_ack_seconds", "Time from a request's body to its answer.",

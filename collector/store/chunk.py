@@ -55,6 +55,41 @@ class ChunkCodec:
                 return bytes((VERSION | COMPRESSED,)) + packed
         return bytes((VERSION,)) + entries
 
+    def body(self, value: bytes) -> bytes:
+        """The entries of a chunk value, decompressed."""
+        if not value or value[0] & 0xF0 != VERSION:
+            raise StoreError(f"chunk: unknown format byte {value[:1].hex() or 'empty'}")
+        if value[0] & COMPRESSED:
+            try:
+                return self._d.decompress(value[1:])
+            except zstandard.ZstdError as exc:
+                raise StoreError(f"chunk: corrupt zstd frame: {exc}") from None
+        return value[1:]
+
+    def group(self, values, groups: dict | None = None) -> dict:
+        """The spans of chunk values by resource ID, then scope ID, in order, as Span message
+        bytes: ``{resource_id: {scope_id: [span bytes, ...]}}`` (added to ``groups`` if given).
+        What a stored request is re-assembled from, without an object per span."""
+        groups = {} if groups is None else groups
+        unpack = HEADER.unpack_from
+        for value in values:
+            body = self.body(value)
+            pos, end = 0, len(body)
+            last_key, members = None, None
+            while pos < end:
+                if end - pos < HEADER.size:
+                    raise StoreError("chunk: truncated entry header")
+                rid, sid, _start, _stop, _flags, n = unpack(body, pos)
+                pos += HEADER.size
+                if end - pos < n:
+                    raise StoreError("chunk: truncated span")
+                if (rid, sid) != last_key:
+                    last_key = (rid, sid)
+                    members = groups.setdefault(rid, {}).setdefault(sid, [])
+                members.append(body[pos:pos + n])
+                pos += n
+        return groups
+
     def unpack(self, value: bytes) -> list[StoredSpan]:
         if not value or value[0] & 0xF0 != VERSION:
             raise StoreError(f"chunk: unknown format byte {value[:1].hex() or 'empty'}")

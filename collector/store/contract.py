@@ -58,15 +58,19 @@ class Trace:
         return bytes(out)
 
 
-def _field(out: bytearray, number: int, payload: bytes | bytearray) -> None:
-    """Append a length-delimited protobuf field."""
-    key = (number << 3) | 2
-    out.append(key)
-    n = len(payload)
+def length_prefix(number: int, n: int) -> bytes:
+    """The key and length of a length-delimited protobuf field ``number`` of ``n`` bytes."""
+    out = bytearray((((number << 3) | 2),))
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
     out.append(n)
+    return bytes(out)
+
+
+def _field(out: bytearray, number: int, payload: bytes | bytearray) -> None:
+    """Append a length-delimited protobuf field."""
+    out += length_prefix(number, len(payload))
     out += payload
 
 

@@ -33,7 +33,7 @@ from collector.errors import StoreError
 from collector.model import SpanBatch, concat_batches, empty_batch
 from collector.pipeline import Refusals
 from collector.store.chunk import ChunkCodec, headers
-from collector.store.contract import Trace, WriteResult, _field, dedupe
+from collector.store.contract import Trace, WriteResult, dedupe, length_prefix
 from collector.store.index import PartitionIndex
 from collector.store.search import SearchMixin
 
@@ -44,10 +44,17 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _U16 = struct.Struct(">H")
 _DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index", b"pending")
-REINDEX_SPANS = 20_000  # spans re-indexed per decoded batch when a partition opens
+REINDEX_BYTES = 8 << 20  # stored chunk bytes re-indexed per decoded batch when a partition opens
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
 INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
 INDEX_WAIT_S = 1.0  # how long a search waits for the indexer to catch up with acknowledged writes
+
+
+_SPAN_PREFIXES = [length_prefix(2, n) for n in range(1 << 14)]  # ScopeSpans.spans up to 16 KiB
+
+
+def _span_prefix(n: int) -> bytes:
+    return _SPAN_PREFIXES[n] if n < 16384 else length_prefix(2, n)
 
 
 def _record_id(record: bytes) -> int:
@@ -100,45 +107,49 @@ class Partition:
             cur = txn.cursor(self.dbs[b"chunks"])
             if not cur.set_range(_SEQ.pack(self.index.watermark + 1)):
                 return
-            todo, count, last = [], 0, self.index.watermark
+            todo, size, count, last = [], 0, 0, self.index.watermark
             for key, value in cur:
-                todo.extend(codec.unpack(value))
+                todo.append(value)
+                size += len(value)
                 last = _SEQ.unpack(key)[0]
-                if len(todo) >= REINDEX_SPANS:
-                    count += self._index_stored(txn, todo)
-                    todo = []
+                if size >= REINDEX_BYTES:
+                    count += self._index_stored(txn, codec.group(todo))
+                    todo, size = [], 0
             if todo:
-                count += self._index_stored(txn, todo)
+                count += self._index_stored(txn, codec.group(todo))
             done = count
             self.index.indexed_seq = last  # the next checkpoint persists these
         if done:
             log.info("partition %s: re-indexed %d spans past the checkpoint", self.path.name, done)
 
-    def _index_stored(self, txn, spans) -> int:
+    def _index_stored(self, txn, groups: dict) -> int:
         """Index stored spans by decoding them as one OTLP request, as they arrived."""
-        batch, rids, sids = self.decode_stored(txn, spans)
+        batch, rids, sids = self.decode_stored(txn, groups)
         self.index.add(batch, np.arange(len(batch.spans)), rids, sids)
         return len(batch.spans)
 
-    def decode_stored(self, txn, spans) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
-        """Stored spans as one decoded OTLP request, with the resource and scope IDs of its
-        ResourceSpans and ScopeSpans (as ``PartitionIndex.add`` takes them)."""
-        groups: dict[int, dict[int, list[bytes]]] = {}
-        for s in spans:
-            groups.setdefault(s.resource_id, {}).setdefault(s.scope_id, []).append(s.span)
-        body = bytearray()
+    def decode_stored(self, txn, groups: dict) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
+        """Stored spans, grouped as ``ChunkCodec.group`` gives them, as one decoded OTLP request,
+        with the resource and scope IDs of its ResourceSpans and ScopeSpans (as
+        ``PartitionIndex.add`` takes them)."""
+        body = []
         rids, sids = [], []
         for rid, scopes in groups.items():
-            rs = bytearray(txn.get(_U64.pack(rid), db=self.dbs[b"resources"]) or b"")
+            rs = [txn.get(_U64.pack(rid), db=self.dbs[b"resources"]) or b""]
             for sid, members in scopes.items():
-                ss = bytearray(txn.get(_U64.pack(sid), db=self.dbs[b"scopes"]) or b"")
+                ss = [txn.get(_U64.pack(sid), db=self.dbs[b"scopes"]) or b""]
                 for m in members:
-                    _field(ss, 2, m)
-                _field(rs, 2, ss)
+                    ss.append(_span_prefix(len(m)))
+                    ss.append(m)
+                payload = b"".join(ss)
+                rs.append(length_prefix(2, len(payload)))
+                rs.append(payload)
                 sids.append(sid)
-            _field(body, 1, rs)
+            payload = b"".join(rs)
+            body.append(length_prefix(1, len(payload)))
+            body.append(payload)
             rids.append(rid)
-        batch = decode_export_request(bytes(body))
+        batch = decode_export_request(b"".join(body))
         return batch, np.array(rids, np.uint64), np.array(sids, np.uint64)
 
     def checkpoint(self) -> bool:
@@ -421,21 +432,19 @@ class HotStore(SearchMixin):
         (batch, trace index of each span row, the IDs that had held spans, in index order).
         Any thread."""
         codec = self._codec_for_thread()
-        bodies, owners, found = [], [], []
-        slot: dict[bytes, int] = {}
+        bodies, found = [], []
+        seen: set[bytes] = set()
         for part in self._snapshot():
             with part.env.begin() as txn:
-                stored = []
+                values = []
                 for tid in trace_ids:
                     for _key, value in self._held(txn, part, tid):
-                        spans = codec.unpack(value[4:])
-                        stored.extend(spans)
-                        if tid not in slot:
-                            slot[tid] = len(found)
+                        values.append(value[4:])
+                        if tid not in seen:
+                            seen.add(tid)
                             found.append(tid)
-                        owners.extend([slot[tid]] * len(spans))
-                if stored:
-                    bodies.append(part.decode_stored(txn, stored)[0])
+                if values:
+                    bodies.append(part.decode_stored(txn, codec.group(values))[0])
         if not bodies:
             return empty_batch(), np.zeros(0, np.int64), []
         batch = concat_batches(bodies)
@@ -455,6 +464,7 @@ class HotStore(SearchMixin):
         codec = self._codec_for_thread()
         for part in self._snapshot():
             moved, chunk_items, trace_items, deletes = [], [], [], []
+            moved_spans = 0
             seq = part.next_seq
             try:
                 with part.env.begin(write=True) as txn:
@@ -470,7 +480,8 @@ class HotStore(SearchMixin):
                             seq += 1
                             chunk_items.append((seq_key, value[4:]))
                             trace_items.append((tid + seq_key, value[:4]))
-                            moved.extend(codec.unpack(value[4:]))
+                            moved.append(value[4:])
+                            moved_spans += count
                             kept += count
                     if not deletes:
                         continue
@@ -481,17 +492,17 @@ class HotStore(SearchMixin):
                         txn.cursor(part.dbs[b"chunks"]).putmulti(chunk_items, append=True)
                         trace_items.sort()
                         txn.cursor(part.dbs[b"traces"]).putmulti(trace_items)
-                        txn.put(b"spans", _U64.pack(part.spans + len(moved)), db=part.dbs[b"meta"])
+                        txn.put(b"spans", _U64.pack(part.spans + moved_spans), db=part.dbs[b"meta"])
                     to_index = []
                     if moved:
-                        batch, rids, sids = part.decode_stored(txn, moved)
+                        batch, rids, sids = part.decode_stored(txn, codec.group(moved))
                         to_index.append((batch, np.arange(len(batch.spans)), rids, sids))
             except lmdb.Error as exc:
                 raise StoreError(f"tail decision commit failed: {exc}") from exc
             if not deletes:
                 continue
             part.next_seq = seq
-            part.spans += len(moved)
+            part.spans += moved_spans
             with self._index_cond:
                 self._written += 1
             self._index_queue.put((part, to_index, seq - 1))

@@ -119,11 +119,14 @@ class Writer:
                 return
 
     def _run_op(self, fn, fut) -> None:
+        started = time.perf_counter()
         try:
             result, error = fn(), None
         except Exception as exc:
             log.exception("writer-thread task failed")
             result, error = None, exc
+        if self.metrics is not None:
+            self.metrics.writer_task_seconds.observe(time.perf_counter() - started)
 
         def settle():
             if not fut.done():
