@@ -29,8 +29,9 @@ import numpy as np
 
 log = logging.getLogger("clew.sampling")
 
-ROUND_TRACES = 5_000  # traces decided per round at most, so one round never holds the writer long
-TICK_S = 0.2
+ROUND_TRACES = 1_000  # traces decided per round at most, so one round never holds the writer long
+TICK_S = 0.1
+RESOLVE_SLICE = 200  # kept and dropped traces resolved per writer-thread task
 
 
 class _Held:
@@ -184,24 +185,48 @@ class TailStage:
             return 0
         now = self.clock()
         held = {tid: self.pending.pop(tid) for tid in due}
+        again = {tid for tid in due if self.enabled and tid in self.cache}  # late spans, decided
         self.deciding.update(due)
+        applied: list[bytes] = []
         try:
             verdicts, services, counts = await self._evaluate(due)
-            keep = [t for t in due if verdicts[t] is not None]
-            drop = [t for t in due if verdicts[t] is None]
-            await self.writer.run(lambda: self.store.resolve_pending(keep, drop))
+            present = [t for t in due if t in counts]  # others have nothing held any more
+            keep = [t for t in present if verdicts[t] is not None]
+            drop = [t for t in present if verdicts[t] is None]
+            # in slices, so the writer commits the requests that arrive between them
+            for i in range(0, max(len(keep), len(drop)), RESOLVE_SLICE):
+                k, d = keep[i:i + RESOLVE_SLICE], drop[i:i + RESOLVE_SLICE]
+                await self.writer.run(lambda k=k, d=d: self.store.resolve_pending(k, d))
+                applied += k + d
         except BaseException:
-            for tid in due:  # nothing was decided: hold them again
-                h = held[tid]
-                self.pending[tid] = h
+            done = set(applied)
+            for tid in due:  # not decided: hold them again
+                if tid not in done:
+                    self.pending[tid] = held[tid]
             raise
         finally:
             self.deciding.difference_update(due)
-        for tid in due:
+            if applied:
+                self._account(applied, verdicts, services, counts, again, early, held, now)
+        for tid in self._late & set(due):  # held while deciding: decided again by the cache
+            self.pending[tid] = _Held(now - self.wait_s)
+        self._late.difference_update(due)
+        return len(due)
+
+    def _account(self, applied, verdicts, services, counts, again, early, held, now) -> None:
+        """Remember and count the decisions the store has applied."""
+        for tid in applied:
             verdict = verdicts[tid]
             self._remember(tid, verdict is not None)
             service = services.get(tid, "")
             n = counts.get(tid, 0)
+            if tid in again:  # spans that followed an earlier decision: the trace is counted
+                if verdict is None:
+                    self.stats.dropped(service, n, 0, "decided")
+                else:
+                    self.stats.kept(service, n, 0, "decided")
+                    self.kept_spans += n
+                continue
             if verdict is None:
                 self.stats.dropped(service, n, 1, "no_policy")
             else:
@@ -210,11 +235,6 @@ class TailStage:
                 if verdict in self.probabilistic:
                     self.baseline_spans += n
             self.stats.decided(service, now - held[tid].first, tid in early)
-        for tid in self._late & set(due):  # held while deciding: decided again by the cache
-            h = _Held(now - self.wait_s)
-            self.pending[tid] = h
-        self._late.difference_update(due)
-        return len(due)
 
     async def _evaluate(self, due: list) -> tuple[dict, dict, dict]:
         """Per trace: the keeping policy's name or None; its service; its held span count."""

@@ -80,6 +80,9 @@ def test_late_spans_follow_the_decision(server_factory, tmp_path):
     assert by_id(server, drop) == 0  # not stored
     r = requests.get(server.url("/api/traces"), params={"service": "svc", "operation": "late"})
     assert [t["traceID"] for t in r.json()["data"]] == [keep.hex()]
+    svc = requests.get(server.url("/api/v1/sampling/stats")).json()["services"]["svc"]
+    assert (svc["kept"]["traces"], svc["dropped"]["traces"]) == (1, 1)  # each trace counted once
+    assert (svc["kept"]["spans"], svc["dropped"]["spans"]) == (4, 4)
 
 
 def test_spans_arriving_during_a_decision_wait_restart_the_quiet_period(server_factory, tmp_path):
