@@ -20,6 +20,7 @@ TWINS = {
     "jaeger_proto": "collector.codec.jaeger_proto",
     "zipkin": "collector.codec.zipkin",
     "terms": "collector.store.terms",  # index terms (store stage)
+    "frames": "collector.store.frames",  # stored spans re-assembled into requests (store stage)
 }
 _picked: dict[str, ModuleType] = {}
 

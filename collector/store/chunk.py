@@ -66,29 +66,10 @@ class ChunkCodec:
                 raise StoreError(f"chunk: corrupt zstd frame: {exc}") from None
         return value[1:]
 
-    def group(self, values, groups: dict | None = None) -> dict:
-        """The spans of chunk values by resource ID, then scope ID, in order, as Span message
-        bytes: ``{resource_id: {scope_id: [span bytes, ...]}}`` (added to ``groups`` if given).
-        What a stored request is re-assembled from, without an object per span."""
-        groups = {} if groups is None else groups
-        unpack = HEADER.unpack_from
-        for value in values:
-            body = self.body(value)
-            pos, end = 0, len(body)
-            last_key, members = None, None
-            while pos < end:
-                if end - pos < HEADER.size:
-                    raise StoreError("chunk: truncated entry header")
-                rid, sid, _start, _stop, _flags, n = unpack(body, pos)
-                pos += HEADER.size
-                if end - pos < n:
-                    raise StoreError("chunk: truncated span")
-                if (rid, sid) != last_key:
-                    last_key = (rid, sid)
-                    members = groups.setdefault(rid, {}).setdefault(sid, [])
-                members.append(body[pos:pos + n])
-                pos += n
-        return groups
+    def bodies(self, values) -> bytes:
+        """The entries of several chunk values, decompressed and joined (entries are
+        self-delimiting, so the result is one entry stream: ``collector/store/frames.py``)."""
+        return b"".join([self.body(v) for v in values])
 
     def unpack(self, value: bytes) -> list[StoredSpan]:
         if not value or value[0] & 0xF0 != VERSION:

@@ -27,7 +27,7 @@ import lmdb
 import numpy as np
 import xxhash
 
-from collector.codec import decode_export_request
+from collector.codec import decode_export_request, twin
 from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
 from collector.model import SpanBatch, concat_batches, empty_batch
@@ -48,13 +48,6 @@ REINDEX_BYTES = 8 << 20  # stored chunk bytes re-indexed per decoded batch when 
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
 INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
 INDEX_WAIT_S = 1.0  # how long a search waits for the indexer to catch up with acknowledged writes
-
-
-_SPAN_PREFIXES = [length_prefix(2, n) for n in range(1 << 14)]  # ScopeSpans.spans up to 16 KiB
-
-
-def _span_prefix(n: int) -> bytes:
-    return _SPAN_PREFIXES[n] if n < 16384 else length_prefix(2, n)
 
 
 def _record_id(record: bytes) -> int:
@@ -113,43 +106,55 @@ class Partition:
                 size += len(value)
                 last = _SEQ.unpack(key)[0]
                 if size >= REINDEX_BYTES:
-                    count += self._index_stored(txn, codec.group(todo))
+                    count += self._index_stored(txn, codec.bodies(todo))
                     todo, size = [], 0
             if todo:
-                count += self._index_stored(txn, codec.group(todo))
+                count += self._index_stored(txn, codec.bodies(todo))
             done = count
             self.index.indexed_seq = last  # the next checkpoint persists these
         if done:
             log.info("partition %s: re-indexed %d spans past the checkpoint", self.path.name, done)
 
-    def _index_stored(self, txn, groups: dict) -> int:
+    def _index_stored(self, txn, body: bytes) -> int:
         """Index stored spans by decoding them as one OTLP request, as they arrived."""
-        batch, rids, sids = self.decode_stored(txn, groups)
+        batch, rids, sids = self.decode_stored(txn, body)
         self.index.add(batch, np.arange(len(batch.spans)), rids, sids)
         return len(batch.spans)
 
-    def decode_stored(self, txn, groups: dict) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
-        """Stored spans, grouped as ``ChunkCodec.group`` gives them, as one decoded OTLP request,
-        with the resource and scope IDs of its ResourceSpans and ScopeSpans (as
-        ``PartitionIndex.add`` takes them)."""
-        body = []
-        rids, sids = [], []
-        for rid, scopes in groups.items():
-            rs = [txn.get(_U64.pack(rid), db=self.dbs[b"resources"]) or b""]
-            for sid, members in scopes.items():
-                ss = [txn.get(_U64.pack(sid), db=self.dbs[b"scopes"]) or b""]
-                for m in members:
-                    ss.append(_span_prefix(len(m)))
-                    ss.append(m)
-                payload = b"".join(ss)
-                rs.append(length_prefix(2, len(payload)))
-                rs.append(payload)
-                sids.append(sid)
-            payload = b"".join(rs)
-            body.append(length_prefix(1, len(payload)))
-            body.append(payload)
-            rids.append(rid)
-        batch = decode_export_request(b"".join(body))
+    def decode_stored(self, txn, body: bytes) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
+        """Chunk entries (decompressed, joined: ``ChunkCodec.bodies``) as one decoded OTLP request,
+        spans grouped by resource and scope, with the resource and scope IDs of its
+        ResourceSpans and ScopeSpans (as ``PartitionIndex.add`` takes them)."""
+        frames = twin("frames")
+        rid, sid, off, ln = frames.walk(body)
+        if not len(rid):
+            return empty_batch(), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        order = np.lexsort((sid, rid))  # stable: spans keep their stored order within a group
+        r_sorted, s_sorted = rid[order], sid[order]
+        cuts = np.flatnonzero((r_sorted[1:] != r_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])) + 1
+        bounds = [0, *cuts.tolist(), len(order)]
+        out, rids, sids = [], [], []
+        rs: list[bytes] = []
+
+        def close_resource():
+            if rs:
+                payload = b"".join(rs)
+                out.append(length_prefix(1, len(payload)))
+                out.append(payload)
+
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            r, s = int(r_sorted[a]), int(s_sorted[a])
+            if not rids or r != rids[-1]:
+                close_resource()
+                rs = [txn.get(_U64.pack(r), db=self.dbs[b"resources"]) or b""]
+                rids.append(r)
+            payload = (txn.get(_U64.pack(s), db=self.dbs[b"scopes"]) or b"") + \
+                frames.frame(body, off, ln, order[a:b])
+            rs.append(length_prefix(2, len(payload)))
+            rs.append(payload)
+            sids.append(s)
+        close_resource()
+        batch = decode_export_request(b"".join(out))
         return batch, np.array(rids, np.uint64), np.array(sids, np.uint64)
 
     def checkpoint(self) -> bool:
@@ -444,7 +449,7 @@ class HotStore(SearchMixin):
                             seen.add(tid)
                             found.append(tid)
                 if values:
-                    bodies.append(part.decode_stored(txn, codec.group(values))[0])
+                    bodies.append(part.decode_stored(txn, codec.bodies(values))[0])
         if not bodies:
             return empty_batch(), np.zeros(0, np.int64), []
         batch = concat_batches(bodies)
@@ -495,7 +500,7 @@ class HotStore(SearchMixin):
                         txn.put(b"spans", _U64.pack(part.spans + moved_spans), db=part.dbs[b"meta"])
                     to_index = []
                     if moved:
-                        batch, rids, sids = part.decode_stored(txn, codec.group(moved))
+                        batch, rids, sids = part.decode_stored(txn, codec.bodies(moved))
                         to_index.append((batch, np.arange(len(batch.spans)), rids, sids))
             except lmdb.Error as exc:
                 raise StoreError(f"tail decision commit failed: {exc}") from exc
