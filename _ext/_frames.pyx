@@ -5,21 +5,14 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 
+from _ext.pbreader cimport rd32, rd64
+from _ext.pbwriter cimport varint_size
+
 import numpy as np
 
 from collector.errors import StoreError
 
 DEF HEADER_SIZE = 40
-
-
-cdef inline uint64_t rd64(const uint8_t* p) nogil:
-    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
-            | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40) | (<uint64_t>p[6] << 48)
-            | (<uint64_t>p[7] << 56))
-
-
-cdef inline uint32_t rd32(const uint8_t* p) nogil:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
 
 
 def walk(const uint8_t[::1] body):
@@ -30,7 +23,7 @@ def walk(const uint8_t[::1] body):
     while pos < end:  # count, and check, first
         if end - pos < HEADER_SIZE:
             raise StoreError("chunk: truncated entry header")
-        n = rd32(p + pos + 36)
+        n = <uint32_t>rd32(p + pos + 36)
         pos += HEADER_SIZE
         if end - pos < n:
             raise StoreError("chunk: truncated span")
@@ -48,20 +41,12 @@ def walk(const uint8_t[::1] body):
     while i < count:
         r[i] = rd64(p + pos)
         s[i] = rd64(p + pos + 8)
-        n = rd32(p + pos + 36)
+        n = <uint32_t>rd32(p + pos + 36)
         o[i] = pos + HEADER_SIZE
         l[i] = n
         pos += HEADER_SIZE + n
         i += 1
     return rids, sids, offs, lens
-
-
-cdef inline Py_ssize_t varint_len(uint64_t n) nogil:
-    cdef Py_ssize_t k = 1
-    while n >= 0x80:
-        n >>= 7
-        k += 1
-    return k
 
 
 def frame(const uint8_t[::1] buf, offsets, lengths, order):
@@ -75,7 +60,7 @@ def frame(const uint8_t[::1] buf, offsets, lengths, order):
         i = idx[j]
         if i < 0 or i >= off.shape[0] or off[i] < 0 or off[i] + ln[i] > size:
             raise IndexError(f"span {i} lies outside the buffer")
-        total += 1 + varint_len(ln[i]) + ln[i]
+        total += 1 + varint_size(ln[i]) + ln[i]
     out = PyBytes_FromStringAndSize(NULL, total)
     cdef uint8_t* q = <uint8_t*>PyBytes_AS_STRING(out)
     for j in range(idx.shape[0]):

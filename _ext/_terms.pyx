@@ -7,6 +7,7 @@ from libc.string cimport memcpy, strchr, strlen
 from libc.stdio cimport snprintf
 from cpython.mem cimport PyMem_Free
 from _ext.rows cimport AttrRow, SpanRow
+from _ext.pbreader cimport rd32, rd64
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* ptype) except NULL
 
@@ -24,16 +25,6 @@ cdef uint64_t P5 = 0x27D4EB2F165667C5ULL
 
 cdef inline uint64_t rotl(uint64_t x, int r) nogil:
     return (x << r) | (x >> (64 - r))
-
-
-cdef inline uint64_t rd64(const uint8_t* p) nogil:
-    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
-            | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40) | (<uint64_t>p[6] << 48)
-            | (<uint64_t>p[7] << 56))
-
-
-cdef inline uint64_t rd32(const uint8_t* p) nogil:
-    return <uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
 
 
 cdef inline uint64_t xround(uint64_t acc, uint64_t inp) nogil:

@@ -5,6 +5,18 @@
 from libc.stdint cimport uint8_t, uint64_t
 
 
+cdef inline uint64_t rd64(const uint8_t* p) noexcept nogil:
+    """A little-endian 64-bit load (protobuf fixed64; Clew's chunk headers)."""
+    return (<uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
+            | (<uint64_t>p[4] << 32) | (<uint64_t>p[5] << 40) | (<uint64_t>p[6] << 48)
+            | (<uint64_t>p[7] << 56))
+
+
+cdef inline uint64_t rd32(const uint8_t* p) noexcept nogil:
+    """A little-endian 32-bit load (protobuf fixed32; Clew's chunk headers)."""
+    return <uint64_t>p[0] | (<uint64_t>p[1] << 8) | (<uint64_t>p[2] << 16) | (<uint64_t>p[3] << 24)
+
+
 cdef struct Field:
     uint64_t number
     int wt
