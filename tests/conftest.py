@@ -20,6 +20,23 @@ PORT_FLAGS = ("--otlp-grpc-port", "--otlp-http-port", "--jaeger-compact-port", "
               "--sampling-port")
 
 
+def otlp_attributes(attrs: dict) -> list:
+    """OTLP ``KeyValue`` messages (opentelemetry-proto), typed by the Python value."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def value(v) -> AnyValue:
+        if isinstance(v, bool):
+            return AnyValue(bool_value=v)
+        if isinstance(v, int):
+            return AnyValue(int_value=v)
+        if isinstance(v, float):
+            return AnyValue(double_value=v)
+        if isinstance(v, bytes):
+            return AnyValue(bytes_value=v)
+        return AnyValue(string_value=v)
+    return [KeyValue(key=k, value=value(v)) for k, v in attrs.items()]
+
+
 def otlp_json_attributes(**kv) -> list:
     """OTLP/JSON ``attributes``: ``a__b=1`` → key ``a.b``, typed by the Python value."""
     out = []

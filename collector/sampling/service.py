@@ -76,7 +76,7 @@ class Sampling:
         self.tail: TailStage | None = None
         self._polls: dict[str, float] = {}  # service → when an SDK last fetched its strategy
         self._stored_direct = 0  # spans stored without a tail decision since the last interval
-        self._timer: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._make_adaptive(state.get("adaptive"))
         if metrics is not None:
             metrics.sampling_baseline.set(1.0)
@@ -108,19 +108,15 @@ class Sampling:
                      "after %.0f s", held, self.tail.wait_s)
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._intervals())]
         if self.tail is not None:
-            self.tail.start()
-        self._timer = asyncio.get_running_loop().create_task(self._intervals())
+            self._tasks.append(loop.create_task(self.tail.run()))
 
     async def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            try:
-                await self._timer
-            except (asyncio.CancelledError, Exception):
-                pass
-        if self.tail is not None:
-            await self.tail.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._save()
 
     async def _intervals(self) -> None:

@@ -66,8 +66,6 @@ class TailStage:
         self.cache: dict[bytes, bool] = {}
         self.kept_spans = 0  # since the controller last looked (stored by tail decisions)
         self.baseline_spans = 0  # of those, kept only by a probabilistic policy
-        self._task: asyncio.Task | None = None
-        self._stopping = False
 
     def configure(self, tail: dict, policies) -> None:
         self.enabled = bool(tail["enabled"])
@@ -85,18 +83,6 @@ class TailStage:
         for tid in self.store.pending_trace_ids():
             self.pending.setdefault(tid, _Held(now))
         return len(self.pending)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
 
     # ------------------------------------------------------------------ ingest
 
@@ -140,8 +126,9 @@ class TailStage:
 
     # ------------------------------------------------------------------ deciding
 
-    async def _run(self) -> None:
-        while not self._stopping:
+    async def run(self) -> None:
+        """Decide what is due, every ``TICK_S``, until cancelled."""
+        while True:
             await asyncio.sleep(TICK_S)
             try:
                 await self.decide_due()

@@ -72,14 +72,7 @@ class ChunkCodec:
         return b"".join([self.body(v) for v in values])
 
     def unpack(self, value: bytes) -> list[StoredSpan]:
-        if not value or value[0] & 0xF0 != VERSION:
-            raise StoreError(f"chunk: unknown format byte {value[:1].hex() or 'empty'}")
-        body = value[1:]
-        if value[0] & COMPRESSED:
-            try:
-                body = self._d.decompress(body)
-            except zstandard.ZstdError as exc:
-                raise StoreError(f"chunk: corrupt zstd frame: {exc}") from None
+        body = self.body(value)
         out = []
         pos, end = 0, len(body)
         while pos < end:

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -18,6 +17,7 @@ from collector.codec import decode_export_request
 from collector.errors import SamplingError
 from collector.sampling import consistent
 from collector.sampling.policies import Policies
+from conftest import otlp_attributes
 
 BASE_NS = 1_700_000_000 * 10**9
 STATUS = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -33,22 +33,6 @@ def span(service="svc", start_ms=0, dur_ms=1, status="UNSET", root=None, attrs=N
     return dict(service=service, start_ms=start_ms, dur_ms=dur_ms, status=status, root=root,
                 attrs=attrs or {}, event_attrs=event_attrs or {}, resource=resource or {},
                 trace_state=trace_state)
-
-
-def _any(v) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    return AnyValue(string_value=v)
-
-
-def _kvs(d: dict) -> list:
-    return [KeyValue(key=k, value=_any(v)) for k, v in d.items()]
 
 
 def build(traces: list, ids: list | None = None):
@@ -67,19 +51,19 @@ def build(traces: list, ids: list | None = None):
             msg = trace_pb2.Span(
                 trace_id=ids[t], span_id=sid, name="op", trace_state=s["trace_state"],
                 start_time_unix_nano=start, end_time_unix_nano=start + int(s["dur_ms"] * 1_000_000),
-                attributes=_kvs(s["attrs"]), status=trace_pb2.Status(code=STATUS[s["status"]]))
+                attributes=otlp_attributes(s["attrs"]), status=trace_pb2.Status(code=STATUS[s["status"]]))
             if not is_root:
                 msg.parent_span_id = root_id or b"\x99" * 8
             elif root_id is None:
                 root_id = sid
             if s["event_attrs"]:
-                msg.events.append(trace_pb2.Span.Event(name="e", attributes=_kvs(s["event_attrs"])))
+                msg.events.append(trace_pb2.Span.Event(name="e", attributes=otlp_attributes(s["event_attrs"])))
             key = (s["service"], tuple(sorted(s["resource"].items(), key=lambda kv: kv[0])))
             groups.setdefault(key, []).append(msg)
     req = ExportTraceServiceRequest()
     for (service, res), spans in groups.items():
         rs = req.resource_spans.add()
-        rs.resource.CopyFrom(Resource(attributes=_kvs({"service.name": service, **dict(res)})))
+        rs.resource.CopyFrom(Resource(attributes=otlp_attributes({"service.name": service, **dict(res)})))
         rs.scope_spans.add().spans.extend(spans)
     batch = decode_export_request(req.SerializeToString())
     where = {t: i for i, t in enumerate(ids)}

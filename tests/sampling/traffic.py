@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import requests
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from conftest import otlp_attributes
+
 
 def trace_id(i: int, salt: str = "") -> bytes:
     """A deterministic, well-spread 16-byte trace ID."""
@@ -62,17 +64,7 @@ def request_bytes(spans: list[Span]) -> bytes:
             sp.status.code = 2
         if s.tracestate:
             sp.trace_state = s.tracestate
-        for k, v in s.attrs.items():
-            kv = sp.attributes.add()
-            kv.key = k
-            if isinstance(v, bool):
-                kv.value.bool_value = v
-            elif isinstance(v, int):
-                kv.value.int_value = v
-            elif isinstance(v, float):
-                kv.value.double_value = v
-            else:
-                kv.value.string_value = str(v)
+        sp.attributes.extend(otlp_attributes(s.attrs))
     return req.SerializeToString()
 
 

@@ -13,14 +13,13 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from collector.codec import decode_export_request
 from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.store import criteria as C
 from collector.store import terms as py_terms
 from collector.store.hot import HotStore
-from conftest import ROOT
+from conftest import ROOT, otlp_attributes
 
 try:
     from _ext import _terms as cy_terms
@@ -38,38 +37,22 @@ def test_compiled_terms_twin_loaded():
     assert cy_terms is not None
 
 
-def any_value(v) -> AnyValue:
-    if isinstance(v, bool):
-        return AnyValue(bool_value=v)
-    if isinstance(v, int):
-        return AnyValue(int_value=v)
-    if isinstance(v, float):
-        return AnyValue(double_value=v)
-    if isinstance(v, bytes):
-        return AnyValue(bytes_value=v)
-    return AnyValue(string_value=v)
-
-
-def kvs(attrs: dict) -> list:
-    return [KeyValue(key=k, value=any_value(v)) for k, v in attrs.items()]
-
-
 def span(req, trace: int, sid: int, *, service="svc", name="op", start=T0, dur=1000, parent=0,
          attrs=None, resource=None, kind=0, error=False, events=(), links=()):
     rs = req.resource_spans.add()
-    rs.resource.attributes.extend(kvs({"service.name": service, **(resource or {})}))
+    rs.resource.attributes.extend(otlp_attributes({"service.name": service, **(resource or {})}))
     sp = rs.scope_spans.add().spans.add(
         trace_id=trace.to_bytes(16, "big"), span_id=sid.to_bytes(8, "big"), name=name, kind=kind,
         start_time_unix_nano=start, end_time_unix_nano=start + dur)
     if parent:
         sp.parent_span_id = parent.to_bytes(8, "big")
-    sp.attributes.extend(kvs(attrs or {}))
+    sp.attributes.extend(otlp_attributes(attrs or {}))
     if error:
         sp.status.code = 2
     for ev in events:
-        sp.events.add(time_unix_nano=start, name="e").attributes.extend(kvs(ev))
+        sp.events.add(time_unix_nano=start, name="e").attributes.extend(otlp_attributes(ev))
     for ln in links:
-        sp.links.add(trace_id=bytes(16), span_id=bytes(8)).attributes.extend(kvs(ln))
+        sp.links.add(trace_id=bytes(16), span_id=bytes(8)).attributes.extend(otlp_attributes(ln))
     return sp
 
 
