@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 from collector.errors import ConfigError
 
+KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
 
@@ -130,9 +131,30 @@ class StoreConfig:
     compression_level: int = 1  # zstd level for chunks; 0 stores them uncompressed
     max_batch_spans: int = 100_000  # spans written in one transaction (group commit)
     trace_count_cache: int = 100_000  # traces whose span counts are kept for the per-trace limit
+    # tiers, retention and budget (docs/storage.md, docs/cold-format.md)
+    hot_window_s: float = 7 * 86400.0  # a partition older than this (by its end) moves to a cold file
+    cold_window_s: float = 90 * 86400.0  # data older than this (by its partition's end) is deleted
+    max_disk_bytes: int = 0  # the data directory's budget; past it the oldest data goes; 0: none
+    lifecycle_interval_s: float = 10.0  # how often the mover, retention and budget run
+    cold_block_bytes: int = 256 * KiB  # uncompressed bytes of spans per cold block
+    cold_dict_bytes: int = 112_640  # zstd dictionary trained per cold file; 0: none
+    cold_compression_level: int = 9  # zstd level of cold blocks and sections
+    cold_index_cache_spans: int = 5_000_000  # spans whose cold indexes stay loaded for search
 
     def validate(self) -> None:
         _positive("store", "partition_s", self.partition_s)
+        for name in ("hot_window_s", "cold_window_s", "lifecycle_interval_s", "cold_block_bytes",
+                     "cold_index_cache_spans"):
+            _positive("store", name, getattr(self, name))
+        if self.cold_window_s < self.hot_window_s:
+            raise ConfigError(f"store.cold_window_s: must be >= store.hot_window_s ({self.hot_window_s}), "
+                              f"got {self.cold_window_s}")
+        if self.max_disk_bytes < 0:
+            raise ConfigError(f"store.max_disk_bytes: must be >= 0 (0: no budget), got {self.max_disk_bytes}")
+        if self.cold_dict_bytes < 0:
+            raise ConfigError(f"store.cold_dict_bytes: must be >= 0 (0: no dictionary), got {self.cold_dict_bytes}")
+        if not 1 <= self.cold_compression_level <= 22:
+            raise ConfigError(f"store.cold_compression_level: must be 1..22, got {self.cold_compression_level}")
         if self.map_size_bytes < 16 * MiB:
             raise ConfigError(f"store.map_size_bytes: must be >= {16 * MiB}, got {self.map_size_bytes}")
         if not 0 <= self.compression_level <= 22:

@@ -26,6 +26,7 @@ from collector.receivers import jaeger, otlp_grpc, otlp_http, zipkin
 from collector.receivers import sampling as remote_sampling
 from collector.sampling.service import Sampling
 from collector.store.hot import HotStore
+from collector.store.lifecycle import Lifecycle
 from collector.store.writer import Writer
 
 log = logging.getLogger("clew")
@@ -73,12 +74,15 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
     store = None
     writer = None
+    lifecycle = None
     if not config.ingest.null_sink:
         store = await loop.run_in_executor(None, functools.partial(HotStore, data_dir, config.store, config.limits, index=config.index))
         # The indexes just loaded are long-lived: keep the cyclic collector from walking them
         # on every full collection (a search's rendering makes many short-lived objects).
         gc.collect()
         gc.freeze()
+        lifecycle = Lifecycle(store, data_dir, config.store)
+        lifecycle.start()
         metrics.watch_store(store.stats)
         writer = Writer(store, config.ingest, config.store, loop, metrics)
         metrics.queue_spans.set_function(lambda: writer.queued_spans)
@@ -101,7 +105,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     from query.app import create_app  # the query side is downstream of the collector
 
     reader = store if store is not None else _EmptyReader()
-    app = create_app(config, reader, metrics, ready=lambda: ready, sampling=sampling)
+    app = create_app(config, reader, metrics, ready=lambda: ready, sampling=sampling,
+                     lifecycle=lifecycle, writer=writer)
     qsock = _bind(host, config.query.port, "query.port")
     query_port = qsock.getsockname()[1]
     hconf = HypercornConfig()
@@ -144,6 +149,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             await asyncio.wait_for(query_task, timeout=10)
         except (asyncio.TimeoutError, Exception):
             log.warning("query server did not stop cleanly")
+        if lifecycle is not None:
+            lifecycle.stop()
         if store is not None:
             store.close()
         try:

@@ -37,7 +37,8 @@ class FastJSON(DefaultJSONProvider):
 
 
 def create_app(config: Config, reader, metrics: Metrics,
-               ready: Callable[[], bool] = lambda: True, sampling=None) -> Quart:
+               ready: Callable[[], bool] = lambda: True, sampling=None, lifecycle=None,
+               writer=None) -> Quart:
     app = Quart("clew", static_folder=None)
     app.json = FastJSON(app)
     app.json.sort_keys = False  # keep each API's documented field order

@@ -85,3 +85,46 @@ class ChunkCodec:
             out.append(StoredSpan(rid, sid, start, stop, flags, bytes(body[pos:pos + n])))
             pos += n
         return out
+
+
+def assemble(body, resource, scope):
+    """Chunk entries (decompressed, joined: ``ChunkCodec.bodies``) as one decoded OTLP request,
+    spans grouped by resource and scope, with the resource and scope IDs of its ResourceSpans
+    and ScopeSpans (as ``PartitionIndex.add`` takes them): ``(SpanBatch, rids, sids)``.
+
+    ``resource(id)`` and ``scope(id)`` give the stored record bytes of an ID (the tier's tables).
+    """
+    from collector.codec import decode_export_request, twin  # the codec package imports this one
+    from collector.model import empty_batch
+    from collector.store.contract import length_prefix
+
+    frames = twin("frames")
+    rid, sid, off, ln = frames.walk(body)
+    if not len(rid):
+        return empty_batch(), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    order = np.lexsort((sid, rid))  # stable: spans keep their stored order within a group
+    r_sorted, s_sorted = rid[order], sid[order]
+    cuts = np.flatnonzero((r_sorted[1:] != r_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])) + 1
+    bounds = [0, *cuts.tolist(), len(order)]
+    out, rids, sids = [], [], []
+    rs: list[bytes] = []
+
+    def close_resource():
+        if rs:
+            payload = b"".join(rs)
+            out.append(length_prefix(1, len(payload)))
+            out.append(payload)
+
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        r, s = int(r_sorted[a]), int(s_sorted[a])
+        if not rids or r != rids[-1]:
+            close_resource()
+            rs = [resource(r)]
+            rids.append(r)
+        payload = scope(s) + frames.frame(body, off, ln, order[a:b])
+        rs.append(length_prefix(2, len(payload)))
+        rs.append(payload)
+        sids.append(s)
+    close_resource()
+    batch = decode_export_request(b"".join(out))
+    return batch, np.array(rids, np.uint64), np.array(sids, np.uint64)

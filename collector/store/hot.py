@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import queue
+import shutil
 import struct
 import threading
 import time
@@ -27,15 +28,16 @@ import lmdb
 import numpy as np
 import xxhash
 
-from collector.codec import decode_export_request, twin
 from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
 from collector.model import SpanBatch, concat_batches, empty_batch
 from collector.pipeline import Refusals
-from collector.store.chunk import ChunkCodec, headers
-from collector.store.contract import Trace, WriteResult, dedupe, length_prefix
+from collector.store.chunk import ChunkCodec, assemble, headers
+from collector.store.cold import SUFFIX, ColdCorrupt, ColdPartition, IndexCache
+from collector.store.contract import Trace, WriteResult, dedupe
 from collector.store.index import PartitionIndex
 from collector.store.search import SearchMixin
+from collector.store.terms import W_RESOURCE
 
 log = logging.getLogger("clew.store")
 
@@ -60,6 +62,7 @@ class Partition:
     def __init__(self, path: Path, start_s: int, config: StoreConfig, index: IndexConfig):
         self.path = path
         self.start_s = start_s
+        self._checkpoint_lock = threading.Lock()
         path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(str(path), map_size=config.map_size_bytes, max_dbs=len(_DBS),
                              max_readers=1024, sync=config.fsync, metasync=config.fsync,
@@ -122,43 +125,18 @@ class Partition:
         return len(batch.spans)
 
     def decode_stored(self, txn, body: bytes) -> tuple[SpanBatch, np.ndarray, np.ndarray]:
-        """Chunk entries (decompressed, joined: ``ChunkCodec.bodies``) as one decoded OTLP request,
-        spans grouped by resource and scope, with the resource and scope IDs of its
-        ResourceSpans and ScopeSpans (as ``PartitionIndex.add`` takes them)."""
-        frames = twin("frames")
-        rid, sid, off, ln = frames.walk(body)
-        if not len(rid):
-            return empty_batch(), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-        order = np.lexsort((sid, rid))  # stable: spans keep their stored order within a group
-        r_sorted, s_sorted = rid[order], sid[order]
-        cuts = np.flatnonzero((r_sorted[1:] != r_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])) + 1
-        bounds = [0, *cuts.tolist(), len(order)]
-        out, rids, sids = [], [], []
-        rs: list[bytes] = []
-
-        def close_resource():
-            if rs:
-                payload = b"".join(rs)
-                out.append(length_prefix(1, len(payload)))
-                out.append(payload)
-
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            r, s = int(r_sorted[a]), int(s_sorted[a])
-            if not rids or r != rids[-1]:
-                close_resource()
-                rs = [txn.get(_U64.pack(r), db=self.dbs[b"resources"]) or b""]
-                rids.append(r)
-            payload = (txn.get(_U64.pack(s), db=self.dbs[b"scopes"]) or b"") + \
-                frames.frame(body, off, ln, order[a:b])
-            rs.append(length_prefix(2, len(payload)))
-            rs.append(payload)
-            sids.append(s)
-        close_resource()
-        batch = decode_export_request(b"".join(out))
-        return batch, np.array(rids, np.uint64), np.array(sids, np.uint64)
+        """Chunk entries (decompressed, joined) as one decoded OTLP request (``chunk.assemble``)
+        with this partition's resource and scope records."""
+        res, scopes = self.dbs[b"resources"], self.dbs[b"scopes"]
+        return assemble(body, lambda r: txn.get(_U64.pack(r), db=res) or b"",
+                        lambda s: txn.get(_U64.pack(s), db=scopes) or b"")
 
     def checkpoint(self) -> bool:
         """Persist what the index gained since the last checkpoint (any thread); True if it did."""
+        with self._checkpoint_lock:  # the maintenance thread and the mover both checkpoint
+            return self._checkpoint()
+
+    def _checkpoint(self) -> bool:
         if self.index_failed:
             return False
         self.checkpointed_at = time.monotonic()
@@ -199,11 +177,26 @@ class Partition:
             self.index_failed = True  # the index now believes unsaved data saved
             raise
 
+    tier = "hot"
+    corrupt = None
+
+    def holds(self, trace_id: bytes) -> bool:
+        """Is the trace in this partition's index (stored and kept)?"""
+        return trace_id in self.index.tmap
+
+    def service_of(self, resource_id: int) -> str | None:
+        ix = self.index
+        o = ix.rec_map.get((W_RESOURCE, resource_id))
+        if o is None or ix.records[o][2] < 0:
+            return None
+        return ix.services[ix.records[o][2]]
+
     def close(self) -> None:
         self.env.close()
 
     def disk_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+        """Bytes the partition's files take on disk (LMDB files are sparse until written)."""
+        return sum(f.stat().st_blocks * 512 for f in self.path.iterdir() if f.is_file())
 
 
 class HotStore(SearchMixin):
@@ -217,11 +210,23 @@ class HotStore(SearchMixin):
         self.limits = limits
         self.clock = clock
         self.index_config = index = index or IndexConfig()
-        self._lock = threading.Lock()  # guards the partition list (the writer adds, readers list)
+        self._lock = threading.Lock()  # guards the partition lists (the writer adds, readers list)
+        # Held by writes, tail decisions, deletions and the mover's swaps: a partition changes
+        # tier or is rewritten only while nothing writes to it.
+        self.tier_lock = threading.RLock()
+        self.cold_root = Path(data_dir) / "cold"
+        self.cold_root.mkdir(parents=True, exist_ok=True)
+        self.index_cache = IndexCache(config.cold_index_cache_spans, self.mark_corrupt)
+        self.cold: dict[int, ColdPartition] = {}
+        self.broken: dict[str, str] = {}  # cold file name → what is wrong with it (skipped)
+        self._recover_tiers()
         self.partitions: dict[int, Partition] = {}
         for child in sorted(self.root.iterdir()):
             if child.is_dir() and child.name.isdigit():
                 self.partitions[int(child.name)] = Partition(child, int(child.name), config, index)
+        for child in sorted(self.cold_root.iterdir()):
+            if child.name.endswith(SUFFIX) and child.name[:-len(SUFFIX)].isdigit():
+                self.open_cold(child)
         self._codec = ChunkCodec(config.compression_level)  # writer thread only
         self._local = threading.local()  # per-reader-thread decompressors
         self._trace_counts: dict[bytes, int] = {}
@@ -237,6 +242,60 @@ class HotStore(SearchMixin):
         self._indexed = 0  # of those, indexed (or given up on)
         self._indexer = threading.Thread(target=self._index_loop, name="clew-indexer", daemon=True)
         self._indexer.start()
+
+    # ---------------------------------------------------------------- tiers
+
+    def _recover_tiers(self) -> None:
+        """Finish or undo what a crash interrupted (docs/storage.md, "Crash safety")."""
+        for child in list(self.cold_root.iterdir()):
+            if child.name.endswith(".tmp"):  # a cold file never renamed into place
+                child.unlink()
+                log.info("removed unfinished cold file %s", child.name)
+        for child in list(self.root.iterdir()):
+            name = child.name
+            if name.endswith(".compact"):  # a compaction never swapped in: the original stands
+                shutil.rmtree(child)
+            elif name.endswith(".old"):
+                live = self.root / name[:-4]
+                if live.exists():  # the compacted copy is in place
+                    shutil.rmtree(child)
+                else:
+                    child.rename(live)
+        for child in list(self.root.iterdir()):
+            if child.is_dir() and child.name.isdigit() and \
+                    (self.cold_root / (child.name + SUFFIX)).exists():
+                # the move finished (the cold file is complete: renamed after fsync) but the hot
+                # partition was not removed yet
+                shutil.rmtree(child)
+                log.info("removed hot partition %s already moved to the cold tier", child.name)
+
+    def _new_index_for_cold(self) -> PartitionIndex:
+        return Partition._new_index(self.index_config)
+
+    def open_cold(self, path: Path) -> ColdPartition | None:
+        try:
+            part = ColdPartition(path, self.index_cache, self._new_index_for_cold)
+        except (ColdCorrupt, OSError, ValueError, KeyError) as exc:
+            self.broken[path.name] = str(exc)
+            log.error("cold file %s skipped: %s", path.name, exc)
+            return None
+        with self._lock:
+            self.cold[part.start_s] = part
+            self.broken.pop(path.name, None)
+        return part
+
+    def mark_corrupt(self, part, why: str) -> None:
+        """A cold file failed a check while being read: report it and skip it from now on."""
+        if part.corrupt is None:
+            part.corrupt = why
+            log.error("cold file %s is damaged and skipped: %s", part.path.name, why)
+        self.broken[part.path.name] = why
+
+    def _readable(self) -> list:
+        """Partitions of both tiers, newest first (what searches and reads look at)."""
+        with self._lock:
+            parts = [*self.partitions.values(), *(p for p in self.cold.values() if not p.corrupt)]
+        return sorted(parts, key=lambda p: (p.start_s, p.tier == "hot"), reverse=True)
 
     def _index_loop(self) -> None:
         while True:
@@ -303,9 +362,16 @@ class HotStore(SearchMixin):
     def write(self, batches: Sequence[SpanBatch], pending: Sequence | None = None) -> list[WriteResult]:
         """``pending[i]``, when given, is None or a bool array over ``batches[i]``'s spans: the
         spans of traces the tail stage holds (stored durably, not indexed until kept)."""
+        with self.tier_lock:
+            return self._write(batches, pending)
+
+    def _write(self, batches: Sequence[SpanBatch], pending: Sequence | None) -> list[WriteResult]:
         if self._closed:
             raise StoreError("store is closed")
-        part = self._partition_for_now()
+        try:
+            part = self._partition_for_now()
+        except (lmdb.Error, OSError) as exc:  # e.g. no space left for a new partition
+            raise StoreError(f"cannot open a partition: {exc}") from exc
         pack = self._codec.pack
         limit = self.limits.max_spans_per_trace
         counts = self._trace_counts
@@ -463,6 +529,10 @@ class HotStore(SearchMixin):
         """Apply tail decisions in one transaction per partition: the held spans of ``keep`` move
         to the chunk log and are indexed; those of ``drop`` are deleted.  Writer thread only.
         Returns (spans kept, spans dropped)."""
+        with self.tier_lock:
+            return self._resolve_pending(keep, drop)
+
+    def _resolve_pending(self, keep: Sequence[bytes], drop: Sequence[bytes]) -> tuple[int, int]:
         if self._closed:
             raise StoreError("store is closed")
         kept = dropped = 0
@@ -571,7 +641,18 @@ class HotStore(SearchMixin):
         codec = self._codec_for_thread()
         trace = Trace(trace_id)
         found = []
-        for part in self._snapshot():
+        for part in self._readable():
+            if part.tier == "cold":
+                try:
+                    spans = part.read_trace(trace_id)
+                except ColdCorrupt as exc:  # reported, skipped; the other files still answer
+                    self.mark_corrupt(part, str(exc))
+                    continue
+                for s in spans:
+                    trace.resources.setdefault(s.resource_id, part.record(1, s.resource_id))
+                    trace.scopes.setdefault(s.scope_id, part.record(2, s.scope_id))
+                found.extend(spans)
+                continue
             with part.env.begin() as txn:
                 cur = txn.cursor(part.dbs[b"traces"])
                 seqs = []
@@ -604,9 +685,12 @@ class HotStore(SearchMixin):
         return trace
 
     def stats(self) -> dict:
-        parts = self._snapshot()
-        return {
-            "partitions": len(parts),
-            "spans": sum(p.spans for p in parts),
-            "disk_bytes": sum(p.disk_bytes() for p in parts),
-        }
+        """Totals per tier (``/metrics``; ``Lifecycle.report`` gives the full picture)."""
+        with self._lock:
+            hot, cold = list(self.partitions.values()), list(self.cold.values())
+        tiers = {name: {"partitions": len(parts), "spans": sum(p.spans for p in parts),
+                        "disk_bytes": sum(p.disk_bytes() for p in parts)}
+                 for name, parts in (("hot", hot), ("cold", cold))}
+        return {"partitions": len(hot), "spans": sum(t["spans"] for t in tiers.values()),
+                "disk_bytes": sum(t["disk_bytes"] for t in tiers.values()), "tiers": tiers,
+                "broken_cold_files": len(self.broken)}

@@ -675,6 +675,60 @@ class PartitionIndex:
             self.watermark = self.indexed_seq
             return items
 
+    def export(self) -> list[tuple[bytes, bytes]]:
+        """The whole index as the entries of one checkpoint (whole bitmaps, one postings run),
+        sorted by key: the index section of a cold file (``collector/store/cold.py``), read back
+        by ``load_entries``.  The index itself is not changed."""
+        with self.lock:
+            z = _U32BE.pack(0)
+            items = [(b"C" + z, self.cols.a[:self.cols.n].copy()),
+                     (b"T" + z, self.t_id.a[:self.t_id.n].copy())]
+            if self.services:
+                items.append((b"S" + z, list(self.services)))
+            if self.ops:
+                rows = sorted(([svc, self.ops[o][1], kind, nh, o] for (svc, nh, kind), o
+                               in self.op_map.items()), key=lambda r: r[4])
+                items.append((b"O" + z, [r[:4] for r in rows]))
+            if self.records:
+                items.append((b"R" + z, [[*r, self.rec_hashes[i]] for i, r in enumerate(self.records)]))
+            if self.dictionary:
+                items.append((b"D" + _U32BE.pack(len(self.dictionary)),
+                              [[h, *v] for h, v in self.dictionary.items()]))
+            if self.key_names:
+                items.append((b"K" + _U32BE.pack(len(self.key_names)),
+                              [[k, *v] for k, v in self.key_names.items()]))
+            runs = [(rows, arena) for _h, rows, arena in self.runs]
+            if runs:
+                items.append((b"P" + z, runs))
+            for h, bm in self.terms.items():
+                if bm:
+                    items.append((b"B" + _U64BE.pack(h) + z, BitMap(bm)))
+            for tag, bitmaps in ((b"o", self.op_bm), (b"k", self.kind_bm), (b"t", self.status_bm),
+                                 (b"r", self.rec_bm), (b"s", self.svc_bm)):
+                for i, bm in enumerate(bitmaps):
+                    if bm:
+                        items.append((tag + _U32BE.pack(i) + z, BitMap(bm)))
+            items.append((b"H", {
+                "format": FORMAT, "watermark": self.indexed_seq, "spans": self.cols.n,
+                "traces": self.t_id.n, "services": len(self.services), "ops": len(self.ops),
+                "records": len(self.records), "max_value_len": self.max_value_len,
+                "runs": 1 if runs else 0, "checkpoints": 1, "dictionary": len(self.dictionary),
+                "keys": len(self.key_names)}))
+        return sorted(self.encode_snapshot(items))
+
+    def load_entries(self, entries: list[tuple[bytes, bytes]]) -> bool:
+        """Load an index from ``export``'s sorted entries (a cold file's index section)."""
+        table = dict(entries)
+
+        class _Txn:  # the part of an LMDB transaction ``_load`` uses
+            def get(self, key, db=None):
+                return table.get(key)
+
+            def cursor(self, db=None):
+                return iter(entries)
+
+        return self._load(_Txn(), None)
+
     @staticmethod
     def encode_snapshot(items: list) -> list[tuple[bytes, bytes]]:
         """A ``snapshot`` as database entries (heavy: run it outside any write transaction)."""

@@ -2,8 +2,9 @@
 
 Each partition's index matches spans and judges its traces (``collector/store/index.py``); this
 module prunes partitions by time, merges their candidates newest first, cuts at the limit and
-makes each listed trace whole across partitions.  A host class provides ``_snapshot()`` (its
-partitions, each with ``index``, ``min_start`` and ``max_end``) and ``get_trace``.
+makes each listed trace whole across partitions.  A host class provides ``_readable()`` (its
+partitions of every tier, newest first, each with ``index``, ``spans``, ``min_start``,
+``max_end`` and ``holds(trace_id)``) and ``get_trace``.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 def _overlaps(part, start_ns, end_ns) -> bool:
     """Might the partition hold a span that started in the window?"""
-    if part.index is None or len(part.index) == 0:
+    if not part.spans or getattr(part, "corrupt", None):
         return False
     if start_ns is not None and part.max_end < start_ns:
         return False
@@ -37,7 +38,7 @@ class SearchMixin:
 
     def _search_parts(self, start_ns=None, end_ns=None) -> list:
         self._await_index()
-        return [p for p in self._snapshot() if _overlaps(p, start_ns, end_ns)]
+        return [p for p in self._readable() if _overlaps(p, start_ns, end_ns)]
 
     # ------------------------------------------------------------------ traces
 
@@ -109,10 +110,10 @@ class SearchMixin:
     def _summary(self, tid: bytes) -> C.TraceSummary | None:
         """One trace's summary, whole across partitions (services read from its spans)."""
         summary = None
-        for part in self._snapshot():
-            ix = part.index
-            if ix is None:
+        for part in self._readable():
+            if not part.holds(tid):
                 continue
+            ix = part.index
             with ix.lock:
                 t = ix.tmap.get(tid)
                 if t is None:
@@ -152,11 +153,10 @@ class SearchMixin:
         return summary
 
     def _service_of(self, resource_id: int) -> str:
-        for part in self._snapshot():
-            ix = part.index
-            o = ix.rec_map.get((W_RESOURCE, resource_id)) if ix is not None else None
-            if o is not None:
-                return ix.services[ix.records[o][2]]
+        for part in self._readable():
+            name = part.service_of(resource_id)
+            if name is not None:
+                return name
         return NO_SERVICE
 
     # ------------------------------------------------------------------ listings
