@@ -278,7 +278,7 @@ class ColdPartition:
 
     def __init__(self, path: Path, cache: "IndexCache", index_factory):
         self.path = Path(path)
-        self.start_s = int(self.path.name[:-len(SUFFIX)])
+        self.start_s = int(self.path.name.split(".")[0])
         self._cache = cache
         self._factory = index_factory
         self._lock = threading.Lock()

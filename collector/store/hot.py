@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import queue
 import shutil
 import struct
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Sequence
 
@@ -64,6 +66,12 @@ class Partition:
         self.start_s = start_s
         self._checkpoint_lock = threading.Lock()
         path.mkdir(parents=True, exist_ok=True)
+        self.uid = self.read_id(path)
+        if self.uid is None:  # names this partition in the cold file it becomes (crash recovery)
+            self.uid = uuid.uuid4().hex
+            tmp = path / "id.tmp"
+            tmp.write_text(self.uid)
+            os.replace(tmp, path / "id")
         self.env = lmdb.open(str(path), map_size=config.map_size_bytes, max_dbs=len(_DBS),
                              max_readers=1024, sync=config.fsync, metasync=config.fsync,
                              readahead=False)
@@ -180,6 +188,13 @@ class Partition:
     tier = "hot"
     corrupt = None
 
+    @staticmethod
+    def read_id(path: Path) -> str | None:
+        try:
+            return (path / "id").read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     def holds(self, trace_id: bytes) -> bool:
         """Is the trace in this partition's index (stored and kept)?"""
         return trace_id in self.index.tmap
@@ -217,16 +232,23 @@ class HotStore(SearchMixin):
         self.cold_root = Path(data_dir) / "cold"
         self.cold_root.mkdir(parents=True, exist_ok=True)
         self.index_cache = IndexCache(config.cold_index_cache_spans, self.mark_corrupt)
-        self.cold: dict[int, ColdPartition] = {}
+        self.cold: dict[str, ColdPartition] = {}  # by file name
         self.broken: dict[str, str] = {}  # cold file name → what is wrong with it (skipped)
         self._recover_tiers()
+        for child in sorted(self.cold_root.iterdir()):
+            if child.name.endswith(SUFFIX) and child.name.split(".")[0].isdigit():
+                self.open_cold(child)
+        moved = {p.meta.get("source_id") for p in self.cold.values()}
         self.partitions: dict[int, Partition] = {}
         for child in sorted(self.root.iterdir()):
             if child.is_dir() and child.name.isdigit():
+                if Partition.read_id(child) in moved:
+                    # the move finished (the cold file is complete: renamed after fsync) but the
+                    # hot partition was not removed yet
+                    shutil.rmtree(child)
+                    log.info("removed hot partition %s already moved to the cold tier", child.name)
+                    continue
                 self.partitions[int(child.name)] = Partition(child, int(child.name), config, index)
-        for child in sorted(self.cold_root.iterdir()):
-            if child.name.endswith(SUFFIX) and child.name[:-len(SUFFIX)].isdigit():
-                self.open_cold(child)
         self._codec = ChunkCodec(config.compression_level)  # writer thread only
         self._local = threading.local()  # per-reader-thread decompressors
         self._trace_counts: dict[bytes, int] = {}
@@ -261,13 +283,8 @@ class HotStore(SearchMixin):
                     shutil.rmtree(child)
                 else:
                     child.rename(live)
-        for child in list(self.root.iterdir()):
-            if child.is_dir() and child.name.isdigit() and \
-                    (self.cold_root / (child.name + SUFFIX)).exists():
-                # the move finished (the cold file is complete: renamed after fsync) but the hot
-                # partition was not removed yet
+            elif name.endswith(".drop"):  # a removal that did not finish
                 shutil.rmtree(child)
-                log.info("removed hot partition %s already moved to the cold tier", child.name)
 
     def _new_index_for_cold(self) -> PartitionIndex:
         return Partition._new_index(self.index_config)
@@ -280,7 +297,7 @@ class HotStore(SearchMixin):
             log.error("cold file %s skipped: %s", path.name, exc)
             return None
         with self._lock:
-            self.cold[part.start_s] = part
+            self.cold[part.path.name] = part
             self.broken.pop(path.name, None)
         return part
 

@@ -324,6 +324,15 @@ class Lifecycle:
         log.warning("partition %s kept changing; its move is retried later", part.path.name)
         return None
 
+    def _cold_name(self, start_s: int) -> Path:
+        """``cold/<start>.clew``, or ``<start>.<n>.clew`` when a file of that start exists (a
+        partition re-opened after its window was moved, e.g. after the clock went back)."""
+        root = self.store.cold_root
+        path, n = root / f"{start_s}{SUFFIX}", 1
+        while path.exists() or path.with_name(path.name + ".tmp").exists():
+            path, n = root / f"{start_s}.{n}{SUFFIX}", n + 1
+        return path
+
     def _write_from_hot(self, part: Partition) -> tuple[ColdWriter, int]:
         codec = ChunkCodec(0)
         cfg = self.config
@@ -342,7 +351,7 @@ class Lifecycle:
                 if size >= DICT_SAMPLE_BYTES:
                     break
             dictionary = train_dictionary(samples, cfg.cold_dict_bytes)
-            writer = ColdWriter(self.store.cold_root / f"{part.start_s}{SUFFIX}",
+            writer = ColdWriter(self._cold_name(part.start_s),
                                 level=cfg.cold_compression_level, block_bytes=cfg.cold_block_bytes,
                                 dictionary=dictionary)
             try:
@@ -368,8 +377,9 @@ class Lifecycle:
                 raise
         index = self._index_from_hot(part) if part.index_failed else part.index
         try:
-            writer.finish(records, index.export(), self._meta(part.start_s, part.min_start, part.max_end,
-                                                               index, "move"))
+            meta = self._meta(part.start_s, part.min_start, part.max_end, index, "move")
+            meta["source_id"] = part.uid
+            writer.finish(records, index.export(), meta)
         except BaseException:
             writer.abort()
             raise
@@ -467,9 +477,10 @@ class Lifecycle:
             if todo:
                 self._index_body(index, part, b"".join(todo))
             records = [(k, r, part.record(k, r)) for (k, r) in sorted(used)]
-            writer.finish(records, index.export(),
-                          self._meta(part.start_s, min_start, max_end, index, source,
-                                     part.meta.get("partition_s"), pinned_only))
+            meta = self._meta(part.start_s, min_start, max_end, index, source,
+                              part.meta.get("partition_s"), pinned_only)
+            meta["source_id"] = part.meta.get("source_id")
+            writer.finish(records, index.export(), meta)
         except BaseException:
             writer.abort()
             raise
@@ -477,7 +488,7 @@ class Lifecycle:
             writer.commit()
             store.index_cache.forget(part.path)
             with store._lock:
-                store.cold.pop(part.start_s, None)
+                store.cold.pop(part.path.name, None)
             new = store.open_cold(part.path)
         self._retire(part)
         self._verified.discard(part.path)
@@ -493,7 +504,7 @@ class Lifecycle:
         store = self.store
         with store.tier_lock:
             with store._lock:
-                store.cold.pop(part.start_s, None)
+                store.cold.pop(part.path.name, None)
             part.path.unlink(missing_ok=True)
             fsync_dir(part.path.parent)
             store.index_cache.forget(part.path)
@@ -686,6 +697,7 @@ class Lifecycle:
             if part.tier == "cold":
                 row.update(file=part.path.name, traces=part.traces, blocks=len(part.blocks),
                            pinned_only=bool(part.meta.get("pinned_only")),
+                           source=part.meta.get("source"),
                            pinned_traces=sum(1 for t in pinned if part.holds(t)),
                            damaged=part.corrupt)
             parts.append(row)
