@@ -96,6 +96,7 @@ class Partition:
                 self.index = self._new_index(index)
         self.checkpointed_at = time.monotonic()
         self.index_failed = False
+        self.checkpoint_failed = False  # e.g. the disk filled: indexing goes on, checkpoints stop
         self._reindex()
 
     @staticmethod
@@ -145,7 +146,7 @@ class Partition:
             return self._checkpoint()
 
     def _checkpoint(self) -> bool:
-        if self.index_failed:
+        if self.index_failed or self.checkpoint_failed:
             return False
         self.checkpointed_at = time.monotonic()
         items = self.index.snapshot()  # under the index lock, quick
@@ -182,7 +183,9 @@ class Partition:
                 txn.cursor(db).putmulti(group + head)
             return True
         except Exception:
-            self.index_failed = True  # the index now believes unsaved data saved
+            # The index now believes unsaved data saved: no later checkpoint may build on it.  The
+            # spans are durable; the next start re-indexes past the last complete checkpoint.
+            self.checkpoint_failed = True
             raise
 
     tier = "hot"
@@ -267,6 +270,16 @@ class HotStore(SearchMixin):
 
     # ---------------------------------------------------------------- tiers
 
+    def _space_note(self) -> str:
+        """Why a commit may have failed, when the disk is (nearly) full."""
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            return ""
+        if free < 16 << 20:
+            return f" (the data directory's disk is full: {free} bytes free; retry once space frees)"
+        return ""
+
     def _recover_tiers(self) -> None:
         """Finish or undo what a crash interrupted (docs/storage.md, "Crash safety")."""
         for child in list(self.cold_root.iterdir()):
@@ -340,16 +353,21 @@ class HotStore(SearchMixin):
                 try:
                     while not self._maintain_stop.is_set() and part.index.merge_step():
                         pass
-                    if (not part.index_failed and time.monotonic() - part.checkpointed_at
-                            >= self.index_config.checkpoint_s):
-                        if part.checkpoint():
-                            # What the index built is long-lived: keep the cyclic collector from
-                            # walking it in every full collection (queries pay for those pauses).
-                            gc.freeze()
                 except Exception:
                     log.exception("partition %s: index upkeep failed; it will be re-indexed on "
                                   "restart", part.path.name)
                     part.index_failed = True
+                try:
+                    if (not part.index_failed and not part.checkpoint_failed
+                            and time.monotonic() - part.checkpointed_at >= self.index_config.checkpoint_s):
+                        if part.checkpoint():
+                            # What the index built is long-lived: keep the cyclic collector from
+                            # walking it in every full collection (queries pay for those pauses).
+                            gc.freeze()
+                except Exception as exc:
+                    log.error("partition %s: index checkpoint failed (%s); searches are unaffected, "
+                              "checkpoints of this partition stop and it is re-indexed past the last "
+                              "one on restart", part.path.name, exc)
 
     # ---------------------------------------------------------------- writing
 
@@ -484,7 +502,7 @@ class HotStore(SearchMixin):
                     part.known_records.discard((name, key))
             for key, _ in trace_items:
                 counts.pop(key[:16], None)
-            raise StoreError(f"commit failed: {exc}") from exc
+            raise StoreError(f"commit failed: {exc}{self._space_note()}") from exc
         part.next_seq = seq
         part.min_start, part.max_end, part.spans = min_start, max_end, part.spans + total
         with self._index_cond:
