@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 _LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
                     0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -54,6 +54,10 @@ class Metrics:
         """Report the store's own counters (bytes on disk, spans, partitions) at each scrape."""
         self.registry.register(_StoreCollector(stats_fn))
 
+    def watch_lifecycle(self, lifecycle) -> None:
+        """Report the tiers' lifecycle (budget, oldest data, moves and drops) at each scrape."""
+        self.registry.register(_LifecycleCollector(lifecycle))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -72,3 +76,39 @@ class _StoreCollector:
         yield GaugeMetricFamily("clew_store_spans", "Spans stored (before de-duplication).",
                                 value=stats["spans"])
         yield GaugeMetricFamily("clew_store_partitions", "Hot partitions.", value=stats["partitions"])
+        tiers = stats.get("tiers", {})
+        for name, help_text, key in (("clew_store_tier_bytes", "Bytes on disk per tier.", "disk_bytes"),
+                                     ("clew_store_tier_spans", "Spans stored per tier.", "spans"),
+                                     ("clew_store_tier_partitions", "Partitions (hot) or files (cold) per tier.",
+                                      "partitions")):
+            g = GaugeMetricFamily(name, help_text, labels=["tier"])
+            for tier, values in tiers.items():
+                g.add_metric([tier], values[key])
+            yield g
+        yield GaugeMetricFamily("clew_store_damaged_files", "Cold files skipped because a checksum failed.",
+                                value=stats.get("broken_cold_files", 0))
+
+
+class _LifecycleCollector:
+    def __init__(self, lifecycle):
+        self.lifecycle = lifecycle
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        life = self.lifecycle
+        yield GaugeMetricFamily("clew_store_budget_bytes", "The data directory's budget (0: none).",
+                                value=life.config.max_disk_bytes)
+        yield GaugeMetricFamily("clew_store_data_dir_bytes", "Bytes the data directory takes on disk.",
+                                value=life.usage())
+        oldest = GaugeMetricFamily("clew_store_oldest_partition_timestamp_seconds",
+                                   "Start of the oldest partition per tier (epoch s).", labels=["tier"])
+        for tier, start in life.oldest().items():
+            oldest.add_metric([tier], start)
+        yield oldest
+        events = CounterMetricFamily("clew_store_lifecycle", "Lifecycle events: moves, drops, rewrites, "
+                                     "deletions, expired held spans.", labels=["event"])
+        for event, n in life.counters.items():
+            events.add_metric([event], n)
+        yield events

@@ -84,6 +84,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         lifecycle = Lifecycle(store, data_dir, config.store)
         lifecycle.start()
         metrics.watch_store(store.stats)
+        metrics.watch_lifecycle(lifecycle)
         writer = Writer(store, config.ingest, config.store, loop, metrics)
         metrics.queue_spans.set_function(lambda: writer.queued_spans)
     sampling = Sampling(config.sampling, data_dir, metrics)

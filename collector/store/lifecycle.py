@@ -209,7 +209,7 @@ class Lifecycle:
         self.audit = Audit(self.data_dir / "audit.log", clock)
         self.counters = {"moved_partitions": 0, "moved_spans": 0, "expired_pending_spans": 0,
                          "dropped_retention": 0, "dropped_budget": 0, "rewritten_files": 0,
-                         "deleted_traces": 0, "deleted_spans": 0, "move_failures": 0}
+                         "deleted_spans": 0, "move_failures": 0}
         self.last_move_s: float | None = None
         self.over_budget = False
         self._retired: list[tuple[float, object]] = []
@@ -614,6 +614,7 @@ class Lifecycle:
                 self._compact(part)
             for tid in trace_ids:
                 store._trace_counts.pop(tid, None)
+        self.counters["deleted_spans"] += spans
         return {"spans": spans, "hot_partitions": touched}
 
     @staticmethod
@@ -674,9 +675,19 @@ class Lifecycle:
                 _new, removed = self.rewrite(part, lambda t: t not in trace_ids, source="deletion")
                 spans += removed
                 files.append(part.path.name)
+            self.counters["deleted_spans"] += spans
         return {"spans": spans, "cold_files": files}
 
     # ------------------------------------------------------------------ report
+
+    def oldest(self) -> dict[str, int]:
+        """Start (epoch s) of the oldest partition of each tier that has one."""
+        with self.store._lock:
+            parts = [*self.store.partitions.values(), *self.store.cold.values()]
+        out: dict[str, int] = {}
+        for p in parts:
+            out[p.tier] = min(out.get(p.tier, p.start_s), p.start_s)
+        return out
 
     def report(self) -> dict:
         """What ``GET /api/v1/storage`` answers."""
