@@ -305,12 +305,7 @@ class Lifecycle:
                     continue
                 writer.commit()
                 cold = store.open_cold(writer.path)
-                with store._lock:
-                    store.partitions.pop(part.start_s, None)
-                gone = part.path.with_name(part.path.name + ".drop")
-                part.path.rename(gone)
-            shutil.rmtree(gone, ignore_errors=True)
-            self._retire(part)
+                self._drop_hot(part)
             self.counters["moved_partitions"] += 1
             self.counters["moved_spans"] += cold.spans if cold else 0
             self.last_move_s = self.clock()
@@ -511,6 +506,8 @@ class Lifecycle:
         self._retire(part)
 
     def _drop_hot(self, part: Partition) -> None:
+        """Take a hot partition out of service and remove its directory (``<start>.drop`` first,
+        so a crash midway leaves nothing that opens as a partition)."""
         store = self.store
         with store.tier_lock:
             with store._lock:
