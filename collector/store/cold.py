@@ -115,8 +115,8 @@ def chunk_body(hdr: np.ndarray, offs: np.ndarray, spans, first: int, count: int)
 class ColdWriter:
     """Writes one cold file.  Call ``add`` per trace in ascending trace-ID order, then ``finish``.
 
-    Written to ``<path>.tmp``; ``finish`` fsyncs it, renames it into place and fsyncs the
-    directory, so a crash leaves either no file under the final name or a whole one."""
+    Written to ``<path>.tmp``; ``finish`` fsyncs it, ``commit`` renames it into place and fsyncs
+    the directory, so a crash leaves either no file under the final name or a whole one."""
 
     def __init__(self, path: Path, *, level: int, block_bytes: int, dictionary: bytes = b""):
         self.path = Path(path)
@@ -337,6 +337,8 @@ class ColdPartition:
         data = self.map[off:off + stored]
         if name != "blocks" and xxhash.xxh64_intdigest(data) != digest:
             raise ColdCorrupt(f"{self.path.name}: section {name} checksum mismatch")
+        if codec not in (RAW, ZSTD):
+            raise ColdCorrupt(f"{self.path.name}: section {name} has unknown codec {codec}")
         if codec == ZSTD:
             try:
                 data = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw)
@@ -363,6 +365,8 @@ class ColdPartition:
             data = self._decompressor().decompress(data, max_output_size=raw)
         except zstandard.ZstdError as exc:
             raise ColdCorrupt(f"{self.path.name}: block {b}: {exc}") from None
+        if len(data) != raw:
+            raise ColdCorrupt(f"{self.path.name}: block {b} is {len(data)} bytes, not {raw}")
         return block_columns(data)
 
     def verify(self) -> None:
@@ -465,8 +469,12 @@ class ColdPartition:
         return out
 
     def load_index(self) -> PartitionIndex:
+        entries = self.index_entries()
         ix = self._factory()
-        if not ix.load_entries(self.index_entries()):
+        head = dict(entries).get(b"H")
+        if head is not None:  # the bound the file was indexed with, whatever the setting is now
+            ix.max_value_len = json.loads(bytes(head)).get("max_value_len", ix.max_value_len)
+        if not ix.load_entries(entries):
             raise ColdCorrupt(f"{self.path.name}: index section is of another format or value bound")
         return ix
 

@@ -680,12 +680,14 @@ class HotStore(SearchMixin):
             if part.tier == "cold":
                 try:
                     spans = part.read_trace(trace_id)
+                    records = [(s.resource_id, part.record(1, s.resource_id),
+                                s.scope_id, part.record(2, s.scope_id)) for s in spans]
                 except ColdCorrupt as exc:  # reported, skipped; the other files still answer
                     self.mark_corrupt(part, str(exc))
                     continue
-                for s in spans:
-                    trace.resources.setdefault(s.resource_id, part.record(1, s.resource_id))
-                    trace.scopes.setdefault(s.scope_id, part.record(2, s.scope_id))
+                for rid, resource, sid, scope in records:
+                    trace.resources.setdefault(rid, resource)
+                    trace.scopes.setdefault(sid, scope)
                 found.extend(spans)
                 continue
             with part.env.begin() as txn:

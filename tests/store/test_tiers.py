@@ -433,3 +433,35 @@ def test_disk_env_stays_clean(tmp_path):
     names = sorted(os.listdir(tmp_path / "cold"))
     assert names == [f.name for f in files]
     store.close()
+
+
+def test_cold_files_stay_searchable_after_the_index_value_bound_changes(tmp_path):
+    from collector.config import IndexConfig
+    store, life, clock = open_tiers(tmp_path)
+    reqs = all_fixtures()
+    for _n, req in reqs:
+        store.write([batch_of(req)])
+    age_out(store, life, clock)
+    before = {s.trace_id for s in store.find_traces(C.TraceQuery(limit=50))}
+    store.close()
+    store = HotStore(tmp_path, config(), LimitsConfig(), clock=clock, index=IndexConfig(max_value_len=100))
+    assert {s.trace_id for s in store.find_traces(C.TraceQuery(limit=50))} == before
+    assert not store.broken and all(store.get_trace(trace_id_of(r)) is not None for _n, r in reqs)
+    store.close()
+
+
+def test_a_damaged_records_section_is_reported_not_raised(tmp_path):
+    store, life, clock, first, second, files = two_cold_files(tmp_path)
+    life.stop()
+    store.close()
+    part = ColdPartition(files[0], None, None)
+    off = part.sections["records"][0] + 3
+    part.close()
+    raw = bytearray(files[0].read_bytes())
+    raw[off] ^= 0xFF
+    files[0].write_bytes(bytes(raw))
+    store, life, clock = open_tiers(tmp_path, clock)
+    assert all(store.get_trace(trace_id_of(r)) is None for _n, r in first)
+    assert all(store.get_trace(trace_id_of(r)) is not None for _n, r in second)
+    assert files[0].name in store.broken
+    store.close()
