@@ -1,8 +1,10 @@
 """Query stage: ``create_app`` builds the Quart app on the store's public reader API.
 
 Each API is a blueprint in its own module: Jaeger v1 and api_v3 (``jaeger_api``), Zipkin v2
-(``zipkin_api``), Tempo (``tempo_api``).  Here: health, readiness, metrics, the OpenAPI
-document and the static UI.  Reads run in worker threads so a large trace never stalls the loop.
+(``zipkin_api``), Tempo (``tempo_api``), sampling (``sampling_api``) and storage
+(``storage_api``: incidents, pins, deletion, the audit log).  Here: health, readiness,
+metrics, the OpenAPI document and the static UI.  Reads run in worker threads so a large trace
+never stalls the loop.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
-from query import jaeger_api, openapi, sampling_api, tempo_api, zipkin_api
+from query import jaeger_api, openapi, sampling_api, storage_api, tempo_api, zipkin_api
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -47,9 +49,12 @@ def create_app(config: Config, reader, metrics: Metrics,
     app.register_blueprint(jaeger_api.blueprint(config, reader))
     app.register_blueprint(zipkin_api.blueprint(config, reader))
     app.register_blueprint(tempo_api.blueprint(config, reader))
-    app.register_blueprint(openapi.blueprint(config, reader, sampling=sampling is not None))
+    app.register_blueprint(openapi.blueprint(config, reader, sampling=sampling is not None,
+                                             storage=lifecycle is not None))
     if sampling is not None:
         app.register_blueprint(sampling_api.blueprint(config, sampling))
+    if lifecycle is not None:
+        app.register_blueprint(storage_api.blueprint(config, reader, lifecycle, writer))
 
     @app.get("/healthz")
     async def healthz():

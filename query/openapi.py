@@ -1,11 +1,11 @@
 """Query stage: the OpenAPI 3.1 document of every route the query port serves (``GET /api/openapi.json``).
 
 The document is written by hand, route by route, from the blueprints (``jaeger_api``,
-``zipkin_api``, ``tempo_api``, ``sampling_api`` and ``app``) and their docs (``docs/api-*.md``).  It aims to be
-accurate rather than exhaustive: every schema field listed is one the code emits, and objects
-are left open (no ``additionalProperties: false``) so that a field added later does not make
-old clients' validation fail.  ``tests/query/test_openapi.py`` fails when a route is added
-without being documented here, or documented without existing.
+``zipkin_api``, ``tempo_api``, ``sampling_api``, ``storage_api`` and ``app``) and their docs
+(``docs/api-*.md``).  It aims to be accurate rather than exhaustive: every schema field listed
+is one the code emits, and objects are left open (no ``additionalProperties: false``) so that a
+field added later does not make old clients' validation fail.  ``tests/query/test_openapi.py``
+fails when a route is added without being documented here, or documented without existing.
 
 Path parameters keep the names the routes use (``{trace_id}``, ``{service}``, ``{tag}``).
 Custom ``format`` values: ``go-duration`` (Go ``time.Duration`` text such as ``1.5ms``, ``100us``,
@@ -19,7 +19,7 @@ from importlib import metadata
 from quart import Blueprint, jsonify
 
 from collector.store.criteria import KINDS
-from query import jaeger_api, tempo_api, zipkin_api
+from query import jaeger_api, storage_api, tempo_api, zipkin_api
 from query.params import MAX_LIMIT
 
 __all__ = ["blueprint", "document", "OPENAPI_VERSION"]
@@ -45,6 +45,8 @@ TAGS = [
     {"name": "Tempo", "description": "Grafana Tempo's HTTP query API. See docs/api-tempo.md."},
     {"name": "Operations", "description": "Health, readiness, metrics, this document and the UI."},
     {"name": "Sampling", "description": "Clew's sampling settings and statistics. See docs/sampling.md."},
+    {"name": "Storage", "description": "Clew's storage tiers, incidents and pins, deletion and the audit "
+                                       "log. See docs/api-storage.md."},
 ]
 
 
@@ -100,14 +102,23 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _op(tags, operation_id: str, summary: str, responses: dict, parameters=(),
-        description: str | None = None) -> dict:
+        description: str | None = None, body: dict | None = None) -> dict:
+    """An operation; ``body``: its JSON request body (a ``_body``)."""
     op = {"tags": list(tags), "operationId": operation_id, "summary": summary}
     if description:
         op["description"] = description
     if parameters:
         op["parameters"] = list(parameters)
+    if body:
+        op["requestBody"] = body
     op["responses"] = responses
     return op
+
+
+def _body(schema: dict, description: str, *, required: bool = True) -> dict:
+    """A JSON request body."""
+    return {"description": description, "required": required,
+            "content": {"application/json": {"schema": schema}}}
 
 
 # Parameter schemas.
@@ -818,15 +829,191 @@ def _sampling_paths() -> dict:
     }
 
 
+def _storage_paths() -> dict:
+    """Routes of ``storage_api`` (served only when the server stores spans; schemas inline, as
+    for sampling, so the document without them has no unused component)."""
+    tags = ["Storage"]
+    hex32 = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+    count = {"type": "integer", "minimum": 0}
+    maybe_count = {"type": ["integer", "null"], "minimum": 0}
+    maybe_num = {"type": ["number", "null"], "minimum": 0}
+    when = {"type": "string", "format": "date-time", "examples": ["2024-01-02T03:04:05Z"]}
+    tier = _obj({
+        "partitions": count, "spans": count, "bytes": count,
+        "oldest_s": {**maybe_count, "description": "start (epoch s) of the tier's oldest partition"},
+        "bytes_per_span": maybe_num,
+    }, ["partitions", "spans", "bytes", "oldest_s", "bytes_per_span"])
+    partition = _obj({
+        "tier": {"type": "string", "enum": ["hot", "cold"]},
+        "start": {**when, "description": "start of the partition's arrival window"},
+        "start_s": count, "end_s": count, "spans": count,
+        "bytes": {**count, "description": "bytes its files take on disk"},
+        "bytes_per_span": maybe_num,
+        "oldest_span_ns": {**maybe_count, "description": "earliest span start, epoch ns"},
+        "newest_span_end_ns": {**maybe_count, "description": "latest span end, epoch ns"},
+        "file": {"type": "string", "description": "cold only: the file under DATA_DIR/cold"},
+        "traces": {**count, "description": "cold only"},
+        "blocks": {**count, "description": "cold only"},
+        "pinned_only": {"type": "boolean", "description": "cold only: rewritten to hold only pinned "
+                                                          "traces (past retention or the budget)"},
+        "source": {"type": ["string", "null"], "description": "cold only: what wrote the file "
+                                                               "(a move, a deletion, retention…)"},
+        "pinned_traces": {**count, "description": "cold only"},
+        "damaged": {"type": ["string", "null"], "description": "cold only: what is wrong with the "
+                                                                "file (it is skipped), or null"},
+    }, ["tier", "start", "start_s", "end_s", "spans", "bytes"])
+    report = _obj({
+        "data_dir_bytes": count,
+        "budget": _obj({"max_bytes": maybe_count, "used_bytes": count,
+                        "used_fraction": maybe_num, "over": {"type": "boolean"}},
+                       ["max_bytes", "used_bytes", "used_fraction", "over"],
+                       "`store.max_disk_bytes` and its use (`max_bytes` null: no budget)."),
+        "hot_window_s": {"type": "number", "minimum": 0},
+        "cold_window_s": {"type": "number", "minimum": 0},
+        "tiers": _obj({"hot": tier, "cold": tier}, ["hot", "cold"]),
+        "partitions": _array(partition, description="hot partitions, then cold files, oldest first"),
+        "damaged_files": _array(_obj({"file": {"type": "string"}, "error": {"type": "string"}},
+                                     ["file", "error"])),
+        "pinned_traces": count,
+        "cold_index_cache_spans": count,
+        "last_move": {"type": ["string", "null"], "format": "date-time"},
+        "counters": {"type": "object", "additionalProperties": count,
+                     "description": "lifecycle counters since the server started (moves, drops, "
+                                    "rewrites, deleted spans, move failures)"},
+    }, ["data_dir_bytes", "budget", "tiers", "partitions", "damaged_files", "pinned_traces", "counters"],
+        "What the data directory holds, per tier and partition.")
+    incident_id = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                   "examples": ["inc-2024-0117", "inc-5f2a9c01b7de"]}
+    incident = _obj({
+        "id": incident_id,
+        "title": {"type": "string", "minLength": 1, "maxLength": storage_api.MAX_TEXT},
+        "link": {"type": ["string", "null"], "description": "an http or https URL, e.g. the ticket"},
+        "created": when,
+        "traceIds": _array(hex32, maxItems=storage_api.MAX_INCIDENT_TRACES),
+        "traces": _array(_obj({"traceId": hex32, "stored": {"type": "boolean"}}, ["traceId", "stored"]),
+                         description="listings only: each trace and whether it is still stored"),
+    }, ["id", "title", "link", "created", "traceIds"], "An incident: a named set of pinned traces.")
+    incident_in = _obj({
+        "id": {**incident_id, "description": "absent: one is made up (`inc-` and 12 hex digits); "
+                                             "an existing ID replaces that incident"},
+        "title": {"type": "string", "minLength": 1, "maxLength": storage_api.MAX_TEXT},
+        "link": {"type": "string", "description": "an http or https URL"},
+        "traceIds": _array(_TRACE_ID, minItems=1, maxItems=storage_api.MAX_INCIDENT_TRACES),
+    }, ["title", "traceIds"])
+    pin = _obj({
+        "traceId": hex32,
+        "pinnedBy": _array({"type": "string"}, description="incident IDs, and `pin` for a pin of its own"),
+        "stored": {"type": "boolean", "description": "the trace is in the store"},
+    }, ["traceId", "pinnedBy", "stored"])
+    audit_entry = _obj({
+        "time": when,
+        "action": {"type": "string", "examples": ["delete", "pin", "unpin", "incident_create",
+                                                  "incident_update", "incident_delete"]},
+        "by": {"type": "string", "description": "the `X-Clew-User` header, or the client's address"},
+        "trace_ids": _array(hex32),
+    }, ["time", "action"], "One line of DATA_DIR/audit.log; further fields depend on the action.")
+    deletion = _obj({
+        "deleted": _obj({"traces": {**count, "description": "traces that were stored"},
+                         "spans": {**count, "description": "spans removed from both tiers"}},
+                        ["traces", "spans"]),
+        "hotPartitions": _array({"type": "string"}, description="hot partitions compacted"),
+        "coldFiles": _array({"type": "string"}, description="cold files rewritten (or removed)"),
+        "unpinned": _array(hex32, description="pinned traces deleted with `force`"),
+        "audit": audit_entry,
+    }, ["deleted", "hotPartitions", "coldFiles", "unpinned", "audit"])
+    deletion_in = _obj({
+        "traceIds": _array(_TRACE_ID, minItems=1, maxItems=storage_api.MAX_DELETE_TRACES,
+                           description="the traces to delete (not with `q`)"),
+        "q": {"type": "string", "format": "traceql", "maxLength": storage_api.MAX_QUERY,
+              "description": "delete every trace this TraceQL query matches (not with `traceIds`)"},
+        "start": {**_UNIX_S, "description": "with `q`: only spans starting at or after (unix s)"},
+        "end": {**_UNIX_S, "description": "with `q`: only spans starting at or before (unix s)"},
+        "reason": {"type": "string", "maxLength": storage_api.MAX_TEXT, "description": "kept in the audit log"},
+        "force": {"type": "boolean", "default": False, "description": "delete pinned traces too (and unpin them)"},
+    }, (), "Either `traceIds` or `q`.")
+    error = _json(_ref("ApiV3Error"), "A bad body or parameter; the message names it.")
+    trace_path = _path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC)
+    incident_path = _path("incident_id", {"type": "string"}, "The incident's ID.")
+    no_incident = _json(_ref("ApiV3Error"), "No such incident.")
+    pinned = _json(_ref("ApiV3Error"), "Some of the traces are pinned (named); give `force` to delete them.")
+    closing = _json(_ref("ApiV3Error"), "The server is shutting down.")
+    failed = _json(_ref("ApiV3Error"), "A tier could not be rewritten (named; recorded in the audit "
+                                       "log as `delete_failed`); the request may be repeated.")
+    return {
+        "/api/v1/storage": {"get": _op(tags, "getStorage", "What is stored, per tier and partition.", {
+            "200": _json(report, "Bytes, spans, bytes per span, oldest data, budget use, damaged files."),
+        })},
+        "/api/v1/incidents": {
+            "get": _op(tags, "listIncidents", "Every incident, with whether each trace is still stored.", {
+                "200": _json(_obj({"incidents": _array(incident)}, ["incidents"]), "Oldest first."),
+            }),
+            "post": _op(tags, "createIncident", "Create an incident (or replace one) and pin its traces.", {
+                "200": _json(incident, "An incident of that `id` existed and was replaced; traces it "
+                                       "no longer lists are unpinned."),
+                "201": _json(incident, "Created."),
+                "400": error,
+            }, body=_body(incident_in, "The incident.")),
+        },
+        "/api/v1/incidents/{incident_id}": {
+            "get": _op(tags, "getIncident", "One incident, with whether each trace is still stored.", {
+                "200": _json(incident, "The incident."), "404": no_incident,
+            }, [incident_path]),
+            "delete": _op(tags, "deleteIncident", "Remove an incident and unpin its traces.", {
+                "200": _json(incident, "The incident removed."), "404": no_incident,
+            }, [incident_path], description="A trace stays pinned while another incident lists it "
+                                            "or it has a pin of its own."),
+        },
+        "/api/v1/traces/{trace_id}/pin": {
+            "put": _op(tags, "pinTrace", "Pin a trace, on its own or as part of an incident.", {
+                "200": _json(pin, "What pins the trace now."), "400": error,
+                "404": _json(_ref("ApiV3Error"), "No such incident."),
+            }, [trace_path], body=_body(_obj({"incident": {"type": "string"}}),
+                                        "Optional: `{\"incident\": ID}` adds the trace to that incident.",
+                                        required=False)),
+            "delete": _op(tags, "unpinTrace", "Drop a trace's own pin, or take it out of an incident.", {
+                "200": _json(pin, "What still pins the trace."), "400": error,
+                "404": _json(_ref("ApiV3Error"), "No such incident, or the trace is not pinned that way."),
+            }, [trace_path, _q("incident", {"type": "string"},
+                               "Take the trace out of this incident (absent: drop its own pin).")]),
+        },
+        "/api/v1/pins": {"get": _op(tags, "listPins", "Every pinned trace and what pins it.", {
+            "200": _json(_obj({"pins": _array(pin)}, ["pins"]), "Sorted by trace ID."),
+        })},
+        "/api/v1/traces/{trace_id}": {"delete": _op(tags, "deleteTrace", "Delete one trace from both tiers.", {
+            "200": _json(deletion, "Deleted (also when nothing was stored: `deleted.traces` is 0)."),
+            "400": error, "409": pinned, "500": failed, "503": closing,
+        }, [trace_path, _q("force", {"type": "string", "enum": ["true", "false", "1", "0"]},
+                           "Delete the trace even if pinned (and unpin it)."),
+            _q("reason", _TEXT, "Why; kept in the audit log.")],
+            description="The trace's bytes are gone from every file: hot partitions holding it are "
+                        "compacted, cold files rewritten. Recorded in the audit log.")},
+        "/api/v1/deletions": {"post": _op(tags, "deleteTraces", "Delete listed traces, or those a "
+                                          "TraceQL query matches, from both tiers.", {
+            "200": _json(deletion, "Deleted."), "400": error, "409": pinned, "500": failed, "503": closing,
+        }, body=_body(deletion_in, "What to delete."),
+            description=f"A query may match at most {storage_api.MAX_DELETE_TRACES} traces (more is "
+                        "a 400: narrow it, or its window, and repeat); a query that matches every "
+                        "trace needs a `start`/`end` window. Recorded in the audit log.")},
+        "/api/v1/audit": {"get": _op(tags, "getAudit", "The audit log, newest first.", {
+            "200": _json(_obj({"entries": _array(audit_entry)}, ["entries"]), "Entries, newest first."),
+            "400": error,
+        }, [_q("limit", {"type": "integer", "minimum": 1, "maximum": storage_api.MAX_AUDIT,
+                         "default": storage_api.DEFAULT_AUDIT}, "Most entries returned."),
+            _q("action", {"type": "string", "maxLength": 64}, "Only entries of this action.",
+               example="delete")])},
+    }
+
+
 # --------------------------------------------------------------------------- document
 
 
-def document(sampling: bool = True) -> dict:
+def document(sampling: bool = True, storage: bool = True) -> dict:
     """The OpenAPI 3.1 document, as a fresh JSON-ready dict; ``sampling``: the app serves the
     sampling routes (``sampling_api``; the server always does, an app built without a
-    ``Sampling`` object does not)."""
+    ``Sampling`` object does not); ``storage``: the app serves the storage routes
+    (``storage_api``; every server that stores spans does, a null sink does not)."""
     paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths(),
-             **(_sampling_paths() if sampling else {})}
+             **(_sampling_paths() if sampling else {}), **(_storage_paths() if storage else {})}
     return copy.deepcopy({  # the builders share parameter and schema dicts
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,
@@ -847,9 +1034,9 @@ def document(sampling: bool = True) -> dict:
     })
 
 
-def blueprint(config, reader, sampling: bool = True) -> Blueprint:
+def blueprint(config, reader, sampling: bool = True, storage: bool = True) -> Blueprint:
     bp = Blueprint("openapi", __name__)
-    doc = document(sampling)
+    doc = document(sampling, storage)
 
     @bp.get("/api/openapi.json")
     async def openapi():

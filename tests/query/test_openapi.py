@@ -34,7 +34,7 @@ MS = 1_000_000
 T1 = "5b8efff798038103d269b633813fc60c"  # 128-bit
 T2 = "00000000000000000000000000c0ffee"  # 64-bit: Jaeger and Zipkin write it with 16 digits
 MISSING = "0123456789abcdef0123456789abcdef"
-TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling"}
+TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling", "Storage"}
 
 
 # --------------------------------------------------------------------------- the app's routes
@@ -51,9 +51,14 @@ class NoSampling(NoReader):
     """Stands in for the sampling object: building the app must not call it."""
 
 
+class NoLifecycle(NoReader):
+    """Stands in for the storage lifecycle and the writer: building the app must not call them."""
+
+
 def app_routes() -> set[tuple[str, str]]:
     """(OpenAPI path, method) of every rule of the Quart app, HEAD/OPTIONS and static left out."""
-    app = create_app(Config(), NoReader(), Metrics(), sampling=NoSampling())
+    app = create_app(Config(), NoReader(), Metrics(), sampling=NoSampling(), lifecycle=NoLifecycle(),
+                     writer=NoLifecycle())
     out = set()
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.endpoint.endswith(".static"):
@@ -477,16 +482,66 @@ def test_live_put_answer_matches_its_documented_schema(server, doc, template, bo
     assert errors == [], "\n".join(errors[:20])
 
 
+# (method, documented path, concrete URL, JSON body or None, expected status) of the storage
+# routes, run in this order: an incident is made, pins come and go, deletions are refused for a
+# pinned trace and run for a trace that is not stored (T1 and T2 stay for the tests below).
+INCIDENT = "inc-openapi"
+STORAGE_CASES = [
+    ("get", "/api/v1/storage", "/api/v1/storage", None, 200),
+    ("post", "/api/v1/incidents", "/api/v1/incidents",
+     {"id": INCIDENT, "title": "checkout errors", "link": "https://tickets.example/1", "traceIds": [T1]}, 201),
+    ("post", "/api/v1/incidents", "/api/v1/incidents", {"id": INCIDENT, "title": "checkout", "traceIds": [T1]}, 200),
+    ("post", "/api/v1/incidents", "/api/v1/incidents", {"title": "no traces", "traceIds": []}, 400),
+    ("get", "/api/v1/incidents", "/api/v1/incidents", None, 200),
+    ("get", "/api/v1/incidents/{incident_id}", f"/api/v1/incidents/{INCIDENT}", None, 200),
+    ("get", "/api/v1/incidents/{incident_id}", "/api/v1/incidents/inc-none", None, 404),
+    ("put", "/api/v1/traces/{trace_id}/pin", f"/api/v1/traces/{SHORT}/pin", None, 200),
+    ("put", "/api/v1/traces/{trace_id}/pin", f"/api/v1/traces/{T2}/pin", {"incident": INCIDENT}, 200),
+    ("put", "/api/v1/traces/{trace_id}/pin", f"/api/v1/traces/{T2}/pin", {"incident": "inc-none"}, 404),
+    ("put", "/api/v1/traces/{trace_id}/pin", "/api/v1/traces/xyz/pin", None, 400),
+    ("get", "/api/v1/pins", "/api/v1/pins", None, 200),
+    ("delete", "/api/v1/traces/{trace_id}", f"/api/v1/traces/{T2}", None, 409),
+    ("delete", "/api/v1/traces/{trace_id}", "/api/v1/traces/xyz", None, 400),
+    ("delete", "/api/v1/traces/{trace_id}", f"/api/v1/traces/{MISSING}?reason=test", None, 200),
+    ("post", "/api/v1/deletions", "/api/v1/deletions", {"traceIds": [T1, MISSING]}, 409),
+    ("post", "/api/v1/deletions", "/api/v1/deletions", {"traceIds": [MISSING], "reason": "test"}, 200),
+    ("post", "/api/v1/deletions", "/api/v1/deletions", {"q": '{ name = "no such span" }'}, 200),
+    ("post", "/api/v1/deletions", "/api/v1/deletions", {"q": "{ name = }"}, 400),
+    ("delete", "/api/v1/traces/{trace_id}/pin", f"/api/v1/traces/{T2}/pin", None, 200),
+    ("delete", "/api/v1/traces/{trace_id}/pin", f"/api/v1/traces/{T2}/pin", None, 404),
+    ("delete", "/api/v1/traces/{trace_id}/pin", "/api/v1/traces/0/pin", None, 400),
+    ("delete", "/api/v1/incidents/{incident_id}", f"/api/v1/incidents/{INCIDENT}", None, 200),
+    ("delete", "/api/v1/incidents/{incident_id}", f"/api/v1/incidents/{INCIDENT}", None, 404),
+    ("get", "/api/v1/audit", "/api/v1/audit?limit=50", None, 200),
+    ("get", "/api/v1/audit", "/api/v1/audit?limit=0", None, 400),
+]
+
+
+@pytest.mark.parametrize("method, template, url, body, status", STORAGE_CASES,
+                         ids=[f"{c[4]} {c[0].upper()} {c[2][:60]}" for c in STORAGE_CASES])
+def test_live_storage_answer_matches_its_documented_schema(server, doc, method, template, url, body, status):
+    r = requests.request(method, server.url(url), json=body)
+    assert r.status_code == status, r.text[:500]
+    op = doc["paths"][template][method]
+    assert str(status) in op["responses"], f"{method.upper()} {template} answers {status}, not documented"
+    schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
+    errors = check(r.json(), schema, doc)
+    assert errors == [], "\n".join(errors[:20])
+
+
 def test_every_documented_operation_has_a_live_case(doc):
-    """Every documented 200, 400 and 404 is checked above against a live answer (a Zipkin route
-    and its ``/zipkin`` twin count as one; 503 of ``/readyz`` cannot be provoked here)."""
+    """Every documented 200, 201, 400, 404 and 409 is checked above against a live answer (a
+    Zipkin route and its ``/zipkin`` twin count as one; 503 of ``/readyz`` and of a deletion
+    during shutdown cannot be provoked here)."""
     def twin(path):
         return path.removeprefix("/zipkin")
 
-    exercised = {(twin(c[0]), str(c[2])) for c in CASES} | {(c[0], str(c[2])) for c in PUT_CASES}
+    exercised = ({(twin(c[0]), "get", str(c[2])) for c in CASES}
+                 | {(c[0], "put", str(c[2])) for c in PUT_CASES}
+                 | {(c[1], c[0], str(c[4])) for c in STORAGE_CASES})
     for (path, method), op in doc_operations(doc).items():
-        for code in set(op["responses"]) & {"200", "400", "404"}:
-            assert (twin(path), code) in exercised, f"no live case for {code} of {method.upper()} {path}"
+        for code in set(op["responses"]) & {"200", "201", "400", "404", "409"}:
+            assert (twin(path), method, code) in exercised, f"no live case for {code} of {method.upper()} {path}"
 
 
 def test_live_answers_exercise_the_optional_fields(server, doc):
