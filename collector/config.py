@@ -128,9 +128,10 @@ class StoreConfig:
     partition_s: int = 3600  # arrival-time width of one partition (one LMDB environment)
     map_size_bytes: int = 64 * GiB  # address space reserved per partition; files grow as needed
     fsync: bool = False  # False: durable against a process crash; True: against power loss too
-    compression_level: int = 1  # zstd level for chunks; 0 stores them uncompressed
+    compression_level: int = 3  # zstd level for chunks; 0 stores them uncompressed
     max_batch_spans: int = 100_000  # spans written in one transaction (group commit)
     trace_count_cache: int = 100_000  # traces whose span counts are kept for the per-trace limit
+    hot_dict_bytes: int = 112_640  # zstd dictionary trained per hot partition for its chunks; 0: none
     # tiers, retention and budget (docs/storage.md, docs/cold-format.md)
     hot_window_s: float = 7 * 86400.0  # a partition older than this (by its end) moves to a cold file
     cold_window_s: float = 90 * 86400.0  # data older than this (by its partition's end) is deleted
@@ -151,6 +152,8 @@ class StoreConfig:
                               f"got {self.cold_window_s}")
         if self.max_disk_bytes < 0:
             raise ConfigError(f"store.max_disk_bytes: must be >= 0 (0: no budget), got {self.max_disk_bytes}")
+        if self.hot_dict_bytes < 0:
+            raise ConfigError(f"store.hot_dict_bytes: must be >= 0 (0: no dictionary), got {self.hot_dict_bytes}")
         if self.cold_dict_bytes < 0:
             raise ConfigError(f"store.cold_dict_bytes: must be >= 0 (0: no dictionary), got {self.cold_dict_bytes}")
         if not 1 <= self.cold_compression_level <= 22:

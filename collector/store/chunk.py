@@ -1,7 +1,8 @@
 """Store stage: the chunk encoding (format v1) — the spans of one trace from one write batch.
 
-A chunk value is one byte ``0x10 | compressed`` (high nibble: format version 1; bit 0: zstd
-frame follows) and then a sequence of entries, each a 40-byte little-endian header
+A chunk value is one byte ``0x10 | flags`` (high nibble: format version 1; bit 0: a zstd frame
+follows; bit 1: that frame was compressed with the partition's dictionary, named by the frame's
+dictionary ID) and then a sequence of entries, each a 40-byte little-endian header
 ``resource_id u64, scope_id u64, start_ns u64, end_ns u64, flags u32, span_len u32`` followed by
 ``span_len`` bytes of the OTLP Span message.  See docs/storage.md.
 """
@@ -40,20 +41,63 @@ def headers(spans: np.ndarray, resource_ids: np.ndarray, scope_ids: np.ndarray) 
     return hdr.tobytes()
 
 
-class ChunkCodec:
-    """Compresses and decompresses chunk values; one per thread (zstd contexts are not shared)."""
+DICTIONARY = 0x02  # bit 1: the zstd frame needs a partition's dictionary (its ID is in the frame)
+_DICTIONARIES: dict[int, zstandard.ZstdCompressionDict] = {}  # dictionary ID → dictionary
 
-    def __init__(self, level: int):
+
+def register_dictionary(raw: bytes) -> zstandard.ZstdCompressionDict:
+    """Make a partition's dictionary known to every ``ChunkCodec`` (chunks name it by ID)."""
+    d = zstandard.ZstdCompressionDict(raw)
+    _DICTIONARIES[d.dict_id()] = d
+    return d
+
+
+def forget_dictionary(dict_id: int) -> None:
+    _DICTIONARIES.pop(dict_id, None)
+
+
+def train_dictionary(samples: list[bytes], size: int, dict_id: int = 0) -> bytes:
+    """A zstd dictionary of ``size`` bytes learnt from span samples (empty when there is too
+    little to learn from).  ``dict_id`` 0 lets zstd pick the ID."""
+    if size <= 0 or len(samples) < 64:
+        return b""
+    try:
+        return zstandard.train_dictionary(size, samples, k=200, d=8, steps=4, dict_id=dict_id).as_bytes()
+    except zstandard.ZstdError:
+        return b""
+
+
+class ChunkCodec:
+    """Compresses and decompresses chunk values; one per thread (zstd contexts are not shared).
+    With ``dictionary`` (a registered one), ``pack`` compresses with it."""
+
+    def __init__(self, level: int, dictionary: zstandard.ZstdCompressionDict | None = None):
         self.level = level
-        self._c = zstandard.ZstdCompressor(level=level) if level > 0 else None
+        if level > 0:
+            self._c = zstandard.ZstdCompressor(level=level, dict_data=dictionary) if dictionary \
+                else zstandard.ZstdCompressor(level=level)
+        else:
+            self._c = None
+        self._flag = VERSION | COMPRESSED | (DICTIONARY if dictionary else 0)
         self._d = zstandard.ZstdDecompressor()
+        self._with: dict[int, zstandard.ZstdDecompressor] = {}
 
     def pack(self, entries: bytes) -> bytes:
         if self._c is not None and len(entries) >= MIN_COMPRESS:
             packed = self._c.compress(entries)
             if len(packed) < len(entries):
-                return bytes((VERSION | COMPRESSED,)) + packed
+                return bytes((self._flag,)) + packed
         return bytes((VERSION,)) + entries
+
+    def _decompressor(self, frame) -> zstandard.ZstdDecompressor:
+        did = zstandard.get_frame_parameters(frame).dict_id
+        d = self._with.get(did)
+        if d is None:
+            zdict = _DICTIONARIES.get(did)
+            if zdict is None:
+                raise StoreError(f"chunk: compressed with dictionary {did}, which no open partition holds")
+            d = self._with[did] = zstandard.ZstdDecompressor(dict_data=zdict)
+        return d
 
     def body(self, value: bytes) -> bytes:
         """The entries of a chunk value, decompressed."""
@@ -61,6 +105,8 @@ class ChunkCodec:
             raise StoreError(f"chunk: unknown format byte {value[:1].hex() or 'empty'}")
         if value[0] & COMPRESSED:
             try:
+                if value[0] & DICTIONARY:
+                    return self._decompressor(value[1:]).decompress(value[1:])
                 return self._d.decompress(value[1:])
             except zstandard.ZstdError as exc:
                 raise StoreError(f"chunk: corrupt zstd frame: {exc}") from None

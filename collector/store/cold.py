@@ -257,16 +257,6 @@ def entries_of(body) -> tuple[np.ndarray, list]:
     return hdr, [bytes(body[o:o + n]) for o, n in zip(off.tolist(), ln.tolist())]
 
 
-def train_dictionary(samples: list[bytes], size: int) -> bytes:
-    """A zstd dictionary for this partition's spans (empty when there is too little to learn)."""
-    if size <= 0 or len(samples) < 64:
-        return b""
-    try:
-        return zstandard.train_dictionary(size, samples, k=200, d=8, steps=4).as_bytes()
-    except zstandard.ZstdError:
-        return b""
-
-
 # ---------------------------------------------------------------------------- reading
 
 class ColdPartition:

@@ -34,7 +34,8 @@ from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
 from collector.model import SpanBatch, concat_batches, empty_batch
 from collector.pipeline import Refusals
-from collector.store.chunk import ChunkCodec, assemble, headers
+from collector.store.chunk import (ChunkCodec, assemble, forget_dictionary, headers, register_dictionary,
+                                   train_dictionary)
 from collector.store.cold import SUFFIX, ColdCorrupt, ColdPartition, IndexCache
 from collector.store.contract import Trace, WriteResult, dedupe
 from collector.store.index import PartitionIndex
@@ -48,8 +49,10 @@ _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 _U16 = struct.Struct(">H")
 _DBS = (b"chunks", b"traces", b"resources", b"scopes", b"meta", b"index", b"pending")
+DICT_SAMPLE_BYTES = 4 << 20  # span bytes a new partition collects before training its dictionary
 REINDEX_BYTES = 8 << 20  # stored chunk bytes re-indexed per decoded batch when a partition opens
 CHECKPOINT_TXN_BYTES = 4 << 20  # index checkpoint data per write transaction
+CHECKPOINT_ZSTD_LEVEL = 3  # index checkpoint values are compressed (they are most of a hot partition)
 INDEX_QUEUE_WRITES = 8  # committed writes waiting for the indexer before the writer waits too
 INDEX_WAIT_S = 1.0  # how long a search waits for the indexer to catch up with acknowledged writes
 
@@ -86,14 +89,22 @@ class Partition:
             self.min_start = _U64.unpack(txn.get(b"min_start", db=self.dbs[b"meta"]) or _U64.pack(2**64 - 1))[0]
             self.max_end = _U64.unpack(txn.get(b"max_end", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
             self.spans = _U64.unpack(txn.get(b"spans", db=self.dbs[b"meta"]) or _U64.pack(0))[0]
+            zdict = txn.get(b"zdict", db=self.dbs[b"meta"])
+        # chunks are compressed with a dictionary trained on this partition's first spans
+        self.dictionary = register_dictionary(zdict) if zdict else None
+        self.codec = ChunkCodec(config.compression_level, self.dictionary)  # writer thread only
+        self.dict_samples: list[bytes] = []
+        self.dict_sample_bytes = 0
+        self.dict_bytes = config.hot_dict_bytes
+        self.level = config.compression_level
+        self.index = self._new_index(index)
+        try:
+            loaded = self.index.load(self.env, self.dbs[b"index"])
+        except Exception:  # derived data: a checkpoint that cannot be read is rebuilt
+            log.exception("partition %s: index checkpoint unreadable; rebuilding", path.name)
+            loaded = False
+        if not loaded:
             self.index = self._new_index(index)
-            try:
-                loaded = self.index.load(self.env, self.dbs[b"index"])
-            except Exception:  # derived data: a checkpoint that cannot be read is rebuilt
-                log.exception("partition %s: index checkpoint unreadable; rebuilding", path.name)
-                loaded = False
-            if not loaded:
-                self.index = self._new_index(index)
         self.checkpointed_at = time.monotonic()
         self.index_failed = False
         self.checkpoint_failed = False  # e.g. the disk filled: indexing goes on, checkpoints stop
@@ -153,7 +164,8 @@ class Partition:
         if not items:
             return False
         try:  # encoding runs without the index lock, before the write transactions
-            entries = self.index.encode_snapshot(items)
+            entries = self.index.encode_snapshot(
+                items, compress=CHECKPOINT_ZSTD_LEVEL if self.index.compressed_checkpoints else 0)
             head = [e for e in entries if e[0] == b"H"]
             parts = []
             for key, value in entries:
@@ -190,6 +202,23 @@ class Partition:
 
     tier = "hot"
     corrupt = None
+
+    def learn(self, txn, buf, offs: list, lens: list, members: list) -> None:
+        """Collect span samples until there are enough, then train the partition's dictionary,
+        save it in ``meta`` (in the write's transaction) and compress later chunks with it."""
+        for i in members:
+            self.dict_samples.append(bytes(buf[offs[i]:offs[i] + lens[i]]))
+            self.dict_sample_bytes += lens[i]
+        if self.dict_sample_bytes < DICT_SAMPLE_BYTES:
+            return
+        raw = train_dictionary(self.dict_samples, self.dict_bytes, dict_id=max(1, self.start_s) & 0xFFFFFFFF)
+        self.dict_samples, self.dict_sample_bytes = [], 0
+        if not raw:
+            self.dict_bytes = 0  # nothing to learn from these spans: no dictionary
+            return
+        txn.put(b"zdict", raw, db=self.dbs[b"meta"])
+        self.dictionary = register_dictionary(raw)
+        self.codec = ChunkCodec(self.level, self.dictionary)
 
     @staticmethod
     def read_id(path: Path) -> str | None:
@@ -252,7 +281,6 @@ class HotStore(SearchMixin):
                     log.info("removed hot partition %s already moved to the cold tier", child.name)
                     continue
                 self.partitions[int(child.name)] = Partition(child, int(child.name), config, index)
-        self._codec = ChunkCodec(config.compression_level)  # writer thread only
         self._local = threading.local()  # per-reader-thread decompressors
         self._trace_counts: dict[bytes, int] = {}
         self._closed = False
@@ -407,7 +435,8 @@ class HotStore(SearchMixin):
             part = self._partition_for_now()
         except (lmdb.Error, OSError) as exc:  # e.g. no space left for a new partition
             raise StoreError(f"cannot open a partition: {exc}") from exc
-        pack = self._codec.pack
+        had_dictionary = part.dictionary is not None
+        learning = not had_dictionary and part.dict_bytes > 0 and part.level > 0
         limit = self.limits.max_spans_per_trace
         counts = self._trace_counts
         results = []
@@ -460,6 +489,10 @@ class HotStore(SearchMixin):
                             if not members:
                                 counts[tid] = have
                                 continue
+                        if learning:
+                            part.learn(txn, buf, offs, lens, members)
+                            learning = part.dictionary is None and part.dict_bytes > 0
+                        pack = part.codec.pack
                         parts = []
                         for i in members:
                             parts.append(hdr[i * 40:i * 40 + 40])
@@ -502,6 +535,9 @@ class HotStore(SearchMixin):
                     part.known_records.discard((name, key))
             for key, _ in trace_items:
                 counts.pop(key[:16], None)
+            if not had_dictionary and part.dictionary is not None:  # its save was rolled back
+                forget_dictionary(part.dictionary.dict_id())
+                part.dictionary, part.codec = None, ChunkCodec(part.level)
             raise StoreError(f"commit failed: {exc}{self._space_note()}") from exc
         part.next_seq = seq
         part.min_start, part.max_end, part.spans = min_start, max_end, part.spans + total

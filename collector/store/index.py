@@ -32,6 +32,7 @@ import struct
 import threading
 
 import numpy as np
+import zstandard
 from opentelemetry.proto.trace.v1 import trace_pb2
 from pyroaring import BitMap
 
@@ -304,6 +305,7 @@ class PartitionIndex:
         self._checkpoints = 0  # checkpoints written (suffix of the bitmap deltas)
         self._dirty: set[bytes] = set()
         self._write_attrs: list = []  # during a write: each batch's attrs (to read keys and values)
+        self.compressed_checkpoints = True  # False for a partition checkpointed before compression
 
     # ------------------------------------------------------------------ building
 
@@ -730,19 +732,26 @@ class PartitionIndex:
         return self._load(_Txn(), None)
 
     @staticmethod
-    def encode_snapshot(items: list) -> list[tuple[bytes, bytes]]:
-        """A ``snapshot`` as database entries (heavy: run it outside any write transaction)."""
+    def encode_snapshot(items: list, compress: int = 0) -> list[tuple[bytes, bytes]]:
+        """A ``snapshot`` as database entries (heavy: run it outside any write transaction).
+        With ``compress`` (a zstd level), every value but the header is one zstd frame and the
+        header says ``"zstd": 1``."""
         out = []
+        zc = zstandard.ZstdCompressor(level=compress) if compress else None
         for key, value in items:
             if key[:1] == b"P":  # the runs written since the last checkpoint, merged into one
                 _h, rows, arena = _merge_runs(value)
                 out += [(key, rows.tobytes()), (b"A" + key[1:], arena)]
+            elif key == b"H":
+                out.append((key, json.dumps(dict(value, zstd=1) if zc else value).encode()))
             elif isinstance(value, np.ndarray):
                 out.append((key, value.tobytes()))
             elif isinstance(value, BitMap):
                 out.append((key, value.serialize()))
             else:
                 out.append((key, json.dumps(value).encode()))
+        if zc:
+            out = [(k, v if k == b"H" else zc.compress(v)) for k, v in out]
         return out
 
     def merge_step(self) -> bool:
@@ -815,7 +824,14 @@ class PartitionIndex:
                         segs[tag].append((key[:5], [value]))
             elif tag in (b"B", b"o", b"k", b"t", b"r", b"s"):
                 bitmaps.append((key, bytes(value)))
-        segs = {tag: [(k, _joined(parts)) for k, parts in found] for tag, found in segs.items()}
+        self.compressed_checkpoints = bool(head.get("zstd"))  # later checkpoints stay alike
+        if head.get("zstd"):  # values are zstd frames (hot checkpoints)
+            zd = zstandard.ZstdDecompressor()
+            unpack = lambda v: zd.decompress(v)  # noqa: E731
+        else:
+            unpack = lambda v: v  # noqa: E731
+        segs = {tag: [(k, unpack(_joined(parts))) for k, parts in found] for tag, found in segs.items()}
+        bitmaps = [(k, unpack(v)) for k, v in bitmaps]
         cols = np.frombuffer(b"".join(v for _, v in segs[b"C"]), SPAN_COLS)[:head["spans"]]
         tids = np.frombuffer(b"".join(v for _, v in segs[b"T"]), "V16")[:head["traces"]]
         for _, v in segs[b"S"]:

@@ -35,9 +35,9 @@ import numpy as np
 
 from collector.config import StoreConfig
 from collector.errors import StoreError
-from collector.store.chunk import ChunkCodec
+from collector.store.chunk import ChunkCodec, forget_dictionary, train_dictionary
 from collector.store.cold import (DICT_SAMPLE_BYTES, SUFFIX, ColdCorrupt, ColdPartition, ColdWriter,
-                                  chunk_body, entries_of, fsync_dir, train_dictionary)
+                                  chunk_body, entries_of, fsync_dir)
 from collector.store.hot import REINDEX_BYTES, HotStore, Partition
 from collector.store.terms import W_RESOURCE
 
@@ -516,6 +516,8 @@ class Lifecycle:
             part.path.rename(gone)
         shutil.rmtree(gone, ignore_errors=True)
         self._retire(part)
+        if part.dictionary is not None:
+            forget_dictionary(part.dictionary.dict_id())
 
     # ------------------------------------------------------------------ retention and budget
 

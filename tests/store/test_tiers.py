@@ -465,3 +465,82 @@ def test_a_damaged_records_section_is_reported_not_raised(tmp_path):
     assert all(store.get_trace(trace_id_of(r)) is not None for _n, r in second)
     assert files[0].name in store.broken
     store.close()
+
+
+# ------------------------------------------------------------------ hot compression
+
+def synthetic_requests(n: int, spans: int = 50):
+    """``n`` requests of one trace each, ``spans`` spans of ~600 bytes with repeated attribute
+    keys and varying values (enough bytes for a partition to train its dictionary)."""
+    out = []
+    for r in range(n):
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        kv = rs.resource.attributes.add(key="service.name")
+        kv.value.string_value = f"svc-{r % 7}"
+        ss = rs.scope_spans.add()
+        tid = (r + 1).to_bytes(4, "big") * 4
+        for i in range(spans):
+            sp = ss.spans.add(trace_id=tid, span_id=(r * 1000 + i + 1).to_bytes(8, "big"),
+                              name=f"GET /api/items/{i % 13}", start_time_unix_nano=1_700_000_000_000_000_000 + i,
+                              end_time_unix_nano=1_700_000_000_000_500_000 + i)
+            for k in range(8):
+                a = sp.attributes.add(key=f"app.attribute.{k}")
+                a.value.string_value = f"value-{(r * 31 + i * 7 + k) % 997:04d}-" + "x" * 40
+        out.append(req)
+    return out
+
+
+def test_hot_partitions_train_a_dictionary_and_read_back_after_restart(tmp_path):
+    store, life, clock = open_tiers(tmp_path, hot_dict_bytes=16384)
+    reqs = synthetic_requests(200)
+    for req in reqs:
+        store.write([batch_of(req)])
+    part = next(iter(store.partitions.values()))
+    assert part.dictionary is not None  # trained once 4 MiB of spans had arrived
+    with part.env.begin() as txn:
+        flags = {bytes(v[:1]) for _k, v in txn.cursor(part.dbs[b"chunks"])}
+        assert txn.get(b"zdict", db=part.dbs[b"meta"]) is not None
+    assert b"\x13" in flags and b"\x11" in flags  # later chunks use it, earlier ones do not
+    store._await_index()
+    part.checkpoint()
+    store.close()
+    from collector.store import chunk
+    chunk._DICTIONARIES.clear()  # a new process knows only what the partitions hold
+    store, life, clock = open_tiers(tmp_path, clock)
+    for req in reqs[::23]:
+        got = store.get_trace(trace_id_of(req))
+        assert flat_spans(trace_pb2.TracesData.FromString(got.to_traces_data())) == flat_spans(req)
+    assert len(store.find_traces(C.TraceQuery(span=C.Cond(C.SERVICE, "=", "svc-3"), limit=100))) == \
+        sum(1 for r in range(200) if r % 7 == 3)
+    age_out(store, life, clock)  # and the mover reads them
+    assert not store.partitions
+    got = store.get_trace(trace_id_of(reqs[-1]))
+    assert flat_spans(trace_pb2.TracesData.FromString(got.to_traces_data())) == flat_spans(reqs[-1])
+    store.close()
+
+
+def test_a_partition_checkpointed_uncompressed_keeps_its_checkpoints_readable(tmp_path):
+    store, life, clock = open_tiers(tmp_path)
+    reqs = all_fixtures()
+    for _n, req in reqs[:5]:
+        store.write([batch_of(req)])
+    store._await_index()
+    part = next(iter(store.partitions.values()))
+    part.index.compressed_checkpoints = False  # as written before checkpoints were compressed
+    part.checkpoint()
+    store.close()
+    store, life, clock = open_tiers(tmp_path, clock)
+    part = next(iter(store.partitions.values()))
+    assert part.index.compressed_checkpoints is False  # later checkpoints stay alike
+    for _n, req in reqs[5:]:
+        store.write([batch_of(req)])
+    store._await_index()
+    part.checkpoint()
+    store.close()
+    store, life, clock = open_tiers(tmp_path, clock)
+    part = next(iter(store.partitions.values()))
+    assert part.index.watermark == part.next_seq - 1  # loaded from the checkpoint, nothing re-indexed
+    found = {s.trace_id for s in store.find_traces(C.TraceQuery(limit=100))}
+    assert found == {trace_id_of(r) for _n, r in reqs}
+    store.close()
