@@ -356,6 +356,8 @@ class Lifecycle:
                     if key[:16] != tid:
                         if bodies:
                             writer.add(tid, *entries_of(b"".join(bodies)))
+                            if self._stop.is_set():  # shutting down: the move is redone later
+                                raise StoreError("the server is stopping")
                         tid, bodies = key[:16], []
                     value = txn.get(key[16:], db=chunks)
                     if value is None:
