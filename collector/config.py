@@ -141,6 +141,7 @@ class StoreConfig:
     cold_dict_bytes: int = 112_640  # zstd dictionary trained per cold file; 0: none
     cold_compression_level: int = 9  # zstd level of cold blocks and sections
     cold_index_cache_spans: int = 5_000_000  # spans whose cold indexes stay loaded for search
+    mover_duty: float = 0.3  # share of wall time the mover and rewrites may work (they pause between)
 
     def validate(self) -> None:
         _positive("store", "partition_s", self.partition_s)
@@ -150,6 +151,8 @@ class StoreConfig:
         if self.cold_window_s < self.hot_window_s:
             raise ConfigError(f"store.cold_window_s: must be >= store.hot_window_s ({self.hot_window_s}), "
                               f"got {self.cold_window_s}")
+        if not 0 < self.mover_duty <= 1:
+            raise ConfigError(f"store.mover_duty: must be in (0, 1], got {self.mover_duty}")
         if self.max_disk_bytes < 0:
             raise ConfigError(f"store.max_disk_bytes: must be >= 0 (0: no budget), got {self.max_disk_bytes}")
         if self.hot_dict_bytes < 0:

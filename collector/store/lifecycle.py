@@ -50,6 +50,27 @@ DICT_SAMPLE_CHUNKS = 2000  # chunks sampled (evenly over the partition) to train
 RETIRE_S = 30.0  # replaced environments and maps stay open this long for readers still on them
 
 
+class _Pace:
+    """Keeps background work to a share of wall time: after each slice of work it sleeps so
+    that work / (work + sleep) stays at ``duty``.  The mover competes with ingest for the
+    interpreter; pausing keeps acknowledgement latency steady while a partition moves."""
+
+    SLICE_S = 0.005
+
+    def __init__(self, duty: float, stop: threading.Event):
+        self.duty = duty
+        self.stop = stop
+        self.started = time.perf_counter()
+
+    def step(self) -> None:
+        worked = time.perf_counter() - self.started
+        if worked < self.SLICE_S:
+            return
+        if self.duty < 1:
+            self.stop.wait(worked * (1 - self.duty) / self.duty)
+        self.started = time.perf_counter()
+
+
 def _now_iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -351,6 +372,7 @@ class Lifecycle:
                                 dictionary=dictionary)
             try:
                 chunks = part.dbs[b"chunks"]
+                pace = _Pace(cfg.mover_duty, self._stop)
                 tid, bodies = None, []
                 for key in txn.cursor(part.dbs[b"traces"]).iternext(keys=True, values=False):
                     if key[:16] != tid:
@@ -358,6 +380,7 @@ class Lifecycle:
                             writer.add(tid, *entries_of(b"".join(bodies)))
                             if self._stop.is_set():  # shutting down: the move is redone later
                                 raise StoreError("the server is stopping")
+                            pace.step()
                         tid, bodies = key[:16], []
                     value = txn.get(key[16:], db=chunks)
                     if value is None:
@@ -456,7 +479,9 @@ class Lifecycle:
             ids = part.trace_ids()
             todo, todo_bytes, used = [], 0, set()
             min_start, max_end = 2**64 - 1, 0
+            pace = _Pace(cfg.mover_duty, self._stop)
             for i in kept:
+                pace.step()
                 hdr, spans = entries(i)
                 writer.add(ids[i], hdr, spans)
                 body = chunk_body(hdr, np.concatenate(([0], np.cumsum(hdr["span_len"].astype(np.int64))[:-1])),
