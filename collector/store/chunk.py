@@ -42,6 +42,63 @@ def headers(spans: np.ndarray, resource_ids: np.ndarray, scope_ids: np.ndarray) 
 
 
 DICTIONARY = 0x02  # bit 1: the zstd frame needs a partition's dictionary (its ID is in the frame)
+CONTINUES = 0x04  # bit 2: this value continues the chunk stored under the previous sequence
+MORE = 0x08  # bit 3: the chunk goes on under the next sequence
+PIECE_BYTES = 1900  # a chunk longer than this is stored as pieces, each sharing LMDB leaf pages
+# (a value over about 2 KB would take whole 4 KiB overflow pages of its own)
+
+
+def pieces(value: bytes) -> list[bytes]:
+    """A chunk value as the values stored under consecutive sequences: itself when short;
+    otherwise its format byte with ``MORE`` and the first bytes, then pieces that start with
+    ``0x10 | CONTINUES`` (``| MORE`` but for the last)."""
+    if len(value) <= PIECE_BYTES + 1:
+        return [value]
+    body = memoryview(value)[1:]
+    n = (len(body) + PIECE_BYTES - 1) // PIECE_BYTES
+    out = []
+    for i in range(n):
+        part = body[i * PIECE_BYTES:(i + 1) * PIECE_BYTES]
+        flag = value[0] if i == 0 else VERSION | CONTINUES
+        if i < n - 1:
+            flag |= MORE
+        out.append(bytes((flag,)) + part)
+    return out
+
+
+def gather(get, seq: int) -> bytes | None:
+    """The whole chunk stored from sequence ``seq`` on; ``get(seq)`` reads one stored value."""
+    value = get(seq)
+    if value is None or not value[0] & MORE:
+        return value
+    parts = [bytes((value[0] & ~MORE,)), value[1:]]
+    while value[0] & MORE:
+        seq += 1
+        value = get(seq)
+        if value is None or not value[0] & CONTINUES:
+            raise StoreError(f"chunk: piece {seq} is missing")
+        parts.append(value[1:])
+    return b"".join(parts)
+
+
+def whole(items):
+    """``(first sequence, chunk value)`` of every chunk in ``(sequence, stored value)`` items
+    taken in sequence order (pieces joined)."""
+    first, parts = None, []
+    for seq, value in items:
+        if value[0] & CONTINUES:
+            if not parts:
+                raise StoreError(f"chunk: piece {seq} has no start")
+            parts.append(value[1:])
+        else:
+            if parts:
+                raise StoreError(f"chunk: piece after {first} is missing")
+            first, parts = seq, [bytes((value[0] & ~MORE,)), value[1:]]
+        if not value[0] & MORE:
+            yield first, b"".join(parts)
+            parts = []
+    if parts:
+        raise StoreError(f"chunk: the pieces of chunk {first} end early")
 _DICTIONARIES: dict[int, zstandard.ZstdCompressionDict] = {}  # dictionary ID → dictionary
 
 

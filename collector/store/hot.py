@@ -34,8 +34,8 @@ from collector.config import IndexConfig, LimitsConfig, StoreConfig
 from collector.errors import StoreError
 from collector.model import SpanBatch, concat_batches, empty_batch
 from collector.pipeline import Refusals
-from collector.store.chunk import (ChunkCodec, assemble, forget_dictionary, headers, register_dictionary,
-                                   train_dictionary)
+from collector.store.chunk import (ChunkCodec, assemble, forget_dictionary, gather, headers, pieces,
+                                   register_dictionary, train_dictionary, whole)
 from collector.store.cold import SUFFIX, ColdCorrupt, ColdPartition, IndexCache
 from collector.store.contract import Trace, WriteResult, dedupe
 from collector.store.index import PartitionIndex
@@ -124,10 +124,10 @@ class Partition:
             if not cur.set_range(_SEQ.pack(self.index.watermark + 1)):
                 return
             todo, size, count, last = [], 0, 0, self.index.watermark
-            for key, value in cur:
+            for _seq, value in whole((_SEQ.unpack(k)[0], v) for k, v in cur):
                 todo.append(value)
                 size += len(value)
-                last = _SEQ.unpack(key)[0]
+                last = self.next_seq - 1  # the last stored piece
                 if size >= REINDEX_BYTES:
                     count += self._index_stored(txn, codec.bodies(todo))
                     todo, size = [], 0
@@ -504,7 +504,11 @@ class HotStore(SearchMixin):
                         if held is not None and held[members[0]]:
                             pending_items.append((tid + key, _U32.pack(len(members)) + pack(b"".join(parts))))
                             continue
-                        chunk_items.append((key, pack(b"".join(parts))))
+                        stored = pieces(pack(b"".join(parts)))
+                        chunk_items.append((key, stored[0]))
+                        for piece in stored[1:]:
+                            chunk_items.append((_SEQ.pack(seq), piece))
+                            seq += 1
                         trace_items.append((tid + key, _U32.pack(len(members))))
                         kept.extend(members)
                     if accepted:
@@ -623,8 +627,9 @@ class HotStore(SearchMixin):
                             deletes.append(key)
                             count = _U32.unpack_from(value)[0]
                             seq_key = _SEQ.pack(seq)
-                            seq += 1
-                            chunk_items.append((seq_key, value[4:]))
+                            for piece in pieces(value[4:]):
+                                chunk_items.append((_SEQ.pack(seq), piece))
+                                seq += 1
                             trace_items.append((tid + seq_key, value[:4]))
                             moved.append(value[4:])
                             moved_spans += count
@@ -740,7 +745,7 @@ class HotStore(SearchMixin):
                 chunks = part.dbs[b"chunks"]
                 spans = []
                 for seq in seqs:
-                    value = txn.get(seq, db=chunks)
+                    value = gather(lambda q: txn.get(_SEQ.pack(q), db=chunks), _SEQ.unpack(seq)[0])
                     if value is None:
                         raise StoreError(f"partition {part.path.name}: chunk {seq.hex()} is missing")
                     spans.extend(codec.unpack(value))

@@ -35,7 +35,7 @@ import numpy as np
 
 from collector.config import StoreConfig
 from collector.errors import StoreError
-from collector.store.chunk import ChunkCodec, forget_dictionary, train_dictionary
+from collector.store.chunk import CONTINUES, MORE, ChunkCodec, forget_dictionary, gather, train_dictionary, whole
 from collector.store.cold import (DICT_SAMPLE_BYTES, SUFFIX, ColdCorrupt, ColdPartition, ColdWriter,
                                   chunk_body, entries_of, fsync_dir)
 from collector.store.hot import REINDEX_BYTES, HotStore, Partition
@@ -357,10 +357,12 @@ class Lifecycle:
             samples, size = [], 0
             last = part.next_seq - 1
             step = max(1, last // DICT_SAMPLE_CHUNKS)
+            get = lambda q: txn.get(_SEQ.pack(q), db=part.dbs[b"chunks"])  # noqa: E731
             for seq in range(1, last + 1, step):
-                value = txn.get(_SEQ.pack(seq), db=part.dbs[b"chunks"])
-                if value is None:
+                first = get(seq)
+                if first is None or first[0] & CONTINUES:
                     continue
+                value = gather(get, seq)
                 _h, spans = entries_of(codec.body(value))
                 samples += spans
                 size += sum(len(s) for s in spans)
@@ -382,7 +384,7 @@ class Lifecycle:
                                 raise StoreError("the server is stopping")
                             pace.step()
                         tid, bodies = key[:16], []
-                    value = txn.get(key[16:], db=chunks)
+                    value = gather(lambda q: txn.get(_SEQ.pack(q), db=chunks), _SEQ.unpack(key[16:])[0])
                     if value is None:
                         raise StoreError(f"partition {part.path.name}: chunk {key[16:].hex()} is missing")
                     bodies.append(codec.body(value))
@@ -422,7 +424,7 @@ class Lifecycle:
         codec = ChunkCodec(0)
         with part.env.begin() as txn:
             todo, size = [], 0
-            for _key, value in txn.cursor(part.dbs[b"chunks"]):
+            for _seq, value in whole((_SEQ.unpack(k)[0], v) for k, v in txn.cursor(part.dbs[b"chunks"])):
                 todo.append(value)
                 size += len(value)
                 if size >= REINDEX_BYTES:
@@ -659,8 +661,14 @@ class Lifecycle:
                             removed += _U32.unpack_from(value)[0]
                     for key in keys:
                         txn.delete(key, db=part.dbs[name])
-                        if name == b"traces":
-                            txn.delete(key[16:], db=part.dbs[b"chunks"])
+                        if name == b"traces":  # the chunk and its pieces
+                            seq = _SEQ.unpack(key[16:])[0]
+                            while True:
+                                value = txn.get(_SEQ.pack(seq), db=part.dbs[b"chunks"])
+                                txn.delete(_SEQ.pack(seq), db=part.dbs[b"chunks"])
+                                if value is None or not value[0] & MORE:
+                                    break
+                                seq += 1
                         found = True
             if not found:
                 return None
