@@ -520,12 +520,29 @@ class IndexCache:
             with self._lock:
                 self.loads += 1
                 self._loaded[part.path] = (ix, len(ix))
-                total = sum(n for _ix, n in self._loaded.values())
-                while total > self.capacity and len(self._loaded) > 1:
-                    _p, (_ix, n) = self._loaded.popitem(last=False)
-                    total -= n
+                self._trim()
                 self._loading.pop(part.path, None)
             return ix
+
+    def put(self, part: ColdPartition, ix: PartitionIndex) -> None:
+        """Cache an index already in memory (the mover hands over the hot partition's)."""
+        with self._lock:
+            self._loaded[part.path] = (ix, len(ix))
+            self._trim()
+
+    def cached(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._loaded
+
+    def full(self) -> bool:
+        with self._lock:
+            return sum(n for _ix, n in self._loaded.values()) >= self.capacity
+
+    def _trim(self) -> None:
+        total = sum(n for _ix, n in self._loaded.values())
+        while total > self.capacity and len(self._loaded) > 1:
+            _p, (_ix, n) = self._loaded.popitem(last=False)
+            total -= n
 
     def forget(self, path: Path) -> None:
         with self._lock:

@@ -269,6 +269,7 @@ class Lifecycle:
                 self.move(part)
             self.expire()
             self.enforce_budget()
+            self.warm()
             self.scrub_one()
 
     def _retire(self, thing) -> None:
@@ -326,6 +327,8 @@ class Lifecycle:
                     continue
                 writer.commit()
                 cold = store.open_cold(writer.path)
+                if cold is not None and not part.index_failed:
+                    store.index_cache.put(cold, part.index)  # no need to load it back
                 self._drop_hot(part)
             self.counters["moved_partitions"] += 1
             self.counters["moved_spans"] += cold.spans if cold else 0
@@ -610,6 +613,19 @@ class Lifecycle:
             log.warning("data directory uses %d bytes, over the %d-byte budget, and nothing more "
                         "can go (pinned traces and the partition taking writes stay)", used, limit)
         self.over_budget = used > limit
+
+    def warm(self) -> None:
+        """Load the newest cold indexes into the cache while it has room (after a start), so
+        the first search over recent cold data does not pay for loading them."""
+        cache = self.store.index_cache
+        with self.store._lock:
+            cold = sorted(self.store.cold.values(), key=lambda p: p.start_s, reverse=True)
+        budget = time.monotonic() + 1.0  # a second a pass: the other duties come round too
+        for part in cold:
+            if self._stop.is_set() or cache.full() or time.monotonic() > budget:
+                return
+            if not part.corrupt and not cache.cached(part.path):
+                cache.get(part)
 
     # ------------------------------------------------------------------ scrub
 

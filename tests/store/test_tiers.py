@@ -576,3 +576,17 @@ def test_a_partition_checkpointed_uncompressed_keeps_its_checkpoints_readable(tm
     found = {s.trace_id for s in store.find_traces(C.TraceQuery(limit=100))}
     assert found == {trace_id_of(r) for _n, r in reqs}
     store.close()
+
+
+def test_cold_indexes_are_handed_over_by_the_mover_and_warmed_after_a_start(tmp_path):
+    store, life, clock, first, second, files = two_cold_files(tmp_path)
+    assert all(store.index_cache.cached(f) for f in files)  # the hot indexes, kept
+    loads = store.index_cache.loads
+    store.find_traces(C.TraceQuery(limit=50))
+    assert store.index_cache.loads == loads  # nothing read back from the files
+    life.stop()
+    store.close()
+    store, life, clock = open_tiers(tmp_path, clock, cold_index_cache_spans=1)
+    life.warm()  # room for one file's spans: the newest is loaded
+    assert store.index_cache.cached(files[1]) and not store.index_cache.cached(files[0])
+    store.close()
