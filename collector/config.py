@@ -139,9 +139,9 @@ class StoreConfig:
     lifecycle_interval_s: float = 10.0  # how often the mover, retention and budget run
     cold_block_bytes: int = 256 * KiB  # uncompressed bytes of spans per cold block
     cold_dict_bytes: int = 112_640  # zstd dictionary trained per cold file; 0: none
-    cold_compression_level: int = 9  # zstd level of cold blocks and sections
+    cold_compression_level: int = 3  # zstd level of cold blocks and sections (9: ~6% smaller, 4x the CPU)
     cold_index_cache_spans: int = 5_000_000  # spans whose cold indexes stay loaded for search
-    mover_duty: float = 0.3  # share of wall time the mover and rewrites may work (they pause between)
+    mover_duty: float = 0.25  # share of wall time the mover and rewrites may work (they pause between)
 
     def validate(self) -> None:
         _positive("store", "partition_s", self.partition_s)
