@@ -6,7 +6,8 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf import decode_bench, loadgen, sampling_bench, search_bench, thrift_bench, zipkin_bench
+    from perf import (cold_bench, decode_bench, loadgen, sampling_bench, search_bench, thrift_bench,
+                      zipkin_bench)
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sampling_bench.add_arguments(p)
     p.set_defaults(func=sampling_bench.run)
+    p = sub.add_parser("cold", help="cold tier: bytes per span, trace by ID, 7-day search, ingest during moves",
+                       description=(cold_bench.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    cold_bench.add_arguments(p)
+    p.set_defaults(func=cold_bench.run)
     return parser
 
 
