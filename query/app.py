@@ -75,8 +75,23 @@ def create_app(config: Config, reader, metrics: Metrics,
         return Response(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/")
-    async def index():
-        return await send_from_directory(ui_dir, "index.html")
+    @app.get("/search")
+    @app.get("/trace/<trace_id>")
+    @app.get("/compare")
+    @app.get("/graph")
+    @app.get("/open")
+    async def index(trace_id: str | None = None):
+        """The web UI: one page; the browser's router shows the view the path names."""
+        response = await send_from_directory(ui_dir, "index.html")
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+    @app.get("/ui/<path:name>")
+    async def ui_file(name: str):
+        """The UI's modules, styles and vendored libraries (static files under ``ui/``)."""
+        response = await send_from_directory(ui_dir, name)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     @app.errorhandler(404)
     async def not_found(_err):

@@ -151,6 +151,8 @@ def _schemas() -> dict:
         "parent": {"type": "string", "description": "service of the parent span"},
         "child": {"type": "string", "description": "service of the child span"},
         "callCount": {"type": "integer", "minimum": 1, "description": "spans of child whose parent span is in parent"},
+        "errorCount": {"type": "integer", "minimum": 0,
+                       "description": "of those, spans whose status is error (the callee failed)"},
     }, ["parent", "child", "callCount"], "A service link: spans of `child` whose parent span is in `parent`.")
     s["ErrorMessage"] = _obj({"error": {"type": "string", "description": "the parameter and what is wrong with it"}},
                              ["error"], "Error body of the Zipkin and Tempo routes.")
@@ -709,6 +711,8 @@ def _tempo_paths() -> dict:
 
 def _operation_paths() -> dict:
     tags = ["Operations"]
+    ui_page = {"description": "The UI's `index.html`; its router shows the page the path names.",
+               "content": {"text/html": {"schema": {"type": "string"}}}}
     return {
         "/healthz": {"get": _op(tags, "healthz", "The process is up.", {
             "200": _json(_ref("HealthStatus"), "`{\"status\": \"ok\"}`."),
@@ -721,10 +725,21 @@ def _operation_paths() -> dict:
             "200": {"description": "Prometheus text exposition format 0.0.4.",
                     "content": {"text/plain": {"schema": {"type": "string"}}}},
         })},
-        "/": {"get": _op(tags, "ui", "The web UI.", {
-            "200": {"description": "The UI's `index.html`.",
-                    "content": {"text/html": {"schema": {"type": "string"}}}},
-        })},
+        "/": {"get": _op(tags, "ui", "The web UI (its search page).", {"200": ui_page})},
+        "/search": {"get": _op(tags, "uiSearch", "The web UI's search page; the query string holds the search.",
+                               {"200": ui_page})},
+        "/trace/{trace_id}": {"get": _op(tags, "uiTrace", "The web UI's trace page (`?span=` selects a span).",
+                                         {"200": ui_page}, [_path("trace_id", {"type": "string"}, "Trace ID, hex.")])},
+        "/compare": {"get": _op(tags, "uiCompare", "The web UI's trace comparison.", {"200": ui_page})},
+        "/graph": {"get": _op(tags, "uiGraph", "The web UI's service graph.", {"200": ui_page})},
+        "/open": {"get": _op(tags, "uiOpen", "The web UI's file viewer (files never leave the browser).",
+                             {"200": ui_page})},
+        "/ui/{name}": {"get": _op(tags, "uiFile", "A static file of the web UI (modules, styles).", {
+            "200": {"description": "The file.", "content": {
+                media: {"schema": {"type": "string"}} for media in ("text/javascript", "text/css", "text/html",
+                                                                    "image/png", "image/svg+xml")}},
+            "404": {"description": "No such file.", "content": {"application/json": {"schema": {"type": "object"}}}},
+        }, [_path("name", {"type": "string"}, "Path of the file under `ui/`.")])},
         "/api/openapi.json": {"get": _op(tags, "openapi", "This OpenAPI document.", {
             "200": _json({"type": "object"}, "The OpenAPI 3.1 document of every route on the query port."),
         })},

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -159,3 +161,68 @@ def server_factory(tmp_path):
 @pytest.fixture
 def server(server_factory):
     return server_factory()
+
+
+# --------------------------------------------------------------------------- browser (tests/ui)
+# Playwright driving the system's Chromium (headless) against a real ``clew serve``.  A failing
+# test leaves a full-page screenshot and the console log in ``test-artifacts/ui/`` (or
+# ``$CLEW_TEST_ARTIFACTS``), named after the test.  The browser is Debian's Chromium at
+# ``/usr/bin/chromium`` (``CLEW_CHROMIUM`` overrides); ``.ci/run`` installs it.  Playwright
+# never downloads a browser of its own.  A missing browser fails these tests with the command
+# that installs it: it is not a reason to skip.
+
+CHROMIUM = os.environ.get("CLEW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("CLEW_TEST_ARTIFACTS") or ROOT / "test-artifacts") / "ui"
+# Chromium's background services try the network at start; this machine has none to offer.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
+                    "(.ci/run does) or set CLEW_CHROMIUM to a Chromium binary")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser page (1400×900); on failure its screenshot and console log are saved."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    pg = context.new_page()
+    console: list[str] = []
+    pg.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    pg.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    pg.set_default_timeout(10_000)
+    yield pg
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^\w.-]+", "_", request.node.nodeid)[-150:]
+        try:
+            pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        except Exception as exc:  # the page may be gone; the log still helps
+            console.append(f"screenshot failed: {exc}")
+        (ARTIFACTS / f"{name}.console.txt").write_text("\n".join(console))
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory):
+    """One ``clew serve`` for a test module (its tests share the data they send)."""
+    srv = Server(tmp_path_factory.mktemp("ui") / "data").start()
+    yield srv
+    srv.stop()

@@ -361,6 +361,14 @@ SHORT = T2.lstrip("0")
 # (documented path, concrete URL, expected status, extra headers)
 CASES = [
     ("/", "/", 200, {}),
+    ("/search", "/search?service=frontend", 200, {}),
+    ("/trace/{trace_id}", f"/trace/{T1}", 200, {}),
+    ("/compare", "/compare", 200, {}),
+    ("/graph", "/graph", 200, {}),
+    ("/open", "/open", 200, {}),
+    ("/ui/{name}", "/ui/app.js", 200, {}),
+    ("/ui/{name}", "/ui/lib/nav.js", 200, {}),
+    ("/ui/{name}", "/ui/nothing-here.js", 404, {}),
     ("/healthz", "/healthz", 200, {}),
     ("/readyz", "/readyz", 200, {}),
     ("/metrics", "/metrics", 200, {}),
