@@ -460,8 +460,9 @@ def blueprint(config, reader) -> Blueprint:
 
     @bp.get("/api/dependencies")
     async def dependencies():
-        """``[{"parent", "child", "callCount"}]`` from spans whose parent span is in another
-        service, over spans that started in ``[endTs − lookback, endTs]`` (milliseconds)."""
+        """``[{"parent", "child", "callCount", "errorCount"}]`` from spans whose parent span is in
+        another service, over spans that started in ``[endTs − lookback, endTs]`` (milliseconds);
+        ``errorCount`` (Clew's addition) counts the child spans whose status is error."""
         end_raw, lookback_raw = _one(request.args, "endTs"), _one(request.args, "lookback")
         end_ms = (integer("endTs", end_raw, minimum=0, maximum=_MAX_MS) if end_raw is not None
                   else time.time_ns() // 1_000_000)
@@ -470,8 +471,8 @@ def blueprint(config, reader) -> Blueprint:
         service = text("service", request.args.get("service"))
         start_ns = max(0, end_ms - lookback_ms) * 1_000_000
         rows = await call(reader.dependencies, start_ns, end_ms * 1_000_000)
-        data = [{"parent": parent, "child": child, "callCount": count}
-                for parent, child, count in rows
+        data = [{"parent": parent, "child": child, "callCount": count, "errorCount": failed}
+                for parent, child, count, failed in rows
                 if service is None or service in (parent, child)]
         return jsonify(envelope(data))
 

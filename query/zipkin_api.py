@@ -96,12 +96,14 @@ def blueprint(config, reader) -> Blueprint:
 
     @get("/dependencies")
     async def dependencies():
-        """Service links ``{parent, child, callCount}`` of spans that started in the window."""
+        """Service links ``{parent, child, callCount, errorCount}`` of spans that started in the
+        window; ``errorCount`` (callee spans with status error) is written only when above 0, as
+        Zipkin's encoder writes it."""
         end_ms, lookback_ms = _window(request.args, int(time.time() * 1000))
         start_ns, end_ns = _window_ns(end_ms, lookback_ms)
         links = await call(reader.dependencies, start_ns, end_ns)
-        return jsonify([{"parent": p, "child": c, "callCount": n} for p, c, n in links
-                        if p not in NO_SERVICE_NAMES and c not in NO_SERVICE_NAMES])
+        return jsonify([{"parent": p, "child": c, "callCount": n, **({"errorCount": e} if e else {})}
+                        for p, c, n, e in links if p not in NO_SERVICE_NAMES and c not in NO_SERVICE_NAMES])
 
     @get("/autocompleteKeys")
     async def autocomplete_keys():

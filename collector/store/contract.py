@@ -170,7 +170,9 @@ class SpanSearcher(Protocol):
         ``string int double bool``; only on spans of ``service`` when given; at most ``limit``."""
         ...
 
-    def dependencies(self, start_ns: int | None, end_ns: int | None) -> list[tuple[str, str, int]]:
-        """``(parent service, child service, call count)`` for every span whose parent span is in
-        another service, over spans that started in the window; sorted by parent, child."""
+    def dependencies(self, start_ns: int | None, end_ns: int | None) -> list[tuple[str, str, int, int]]:
+        """``(parent service, child service, call count, error count)`` for every span whose parent
+        span is in another service, over spans that started in the window; sorted by parent,
+        child.  The error count is how many of those child spans (the callee side) have status
+        error."""
         ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from collector.model import KIND_NAMES
+from collector.model import KIND_NAMES, STATUS_ERROR
 from collector.store import criteria as C
 from collector.store.contract import FLAG_ERROR
 from collector.store.index import NO_SERVICE, SCOPE_WHERE, _rare_text
@@ -225,8 +225,8 @@ class SearchMixin:
                                 return sorted(out)
         return sorted(out)
 
-    def dependencies(self, start_ns, end_ns) -> list[tuple[str, str, int]]:
-        counts: dict[tuple[str, str], int] = {}
+    def dependencies(self, start_ns, end_ns) -> list[tuple[str, str, int, int]]:
+        counts: dict[tuple[str, str], list[int]] = {}
         for part in self._search_parts(start_ns, end_ns):
             ix = part.index
             with ix.lock:
@@ -252,9 +252,14 @@ class SearchMixin:
             psvc = op_svc[cols["op"][parent]].astype(np.int64)
             csvc = op_svc[cols["op"][ci]].astype(np.int64)
             cross = psvc != csvc
-            pairs, n = np.unique(np.stack([psvc[cross], csvc[cross]], axis=1), axis=0, return_counts=True) \
-                if cross.any() else (np.zeros((0, 2), np.int64), np.zeros(0, np.int64))
-            for (p, c), k in zip(pairs.tolist(), n.tolist()):
-                pair = (services[p], services[c])
-                counts[pair] = counts.get(pair, 0) + k
-        return sorted((p, c, k) for (p, c), k in counts.items())
+            if not cross.any():
+                continue
+            pairs, inverse, n = np.unique(np.stack([psvc[cross], csvc[cross]], axis=1), axis=0,
+                                          return_inverse=True, return_counts=True)
+            failed = np.bincount(inverse.reshape(-1), weights=cols["status"][ci[cross]] == STATUS_ERROR,
+                                 minlength=len(pairs)).astype(np.int64)
+            for (p, c), k, e in zip(pairs.tolist(), n.tolist(), failed.tolist()):
+                tally = counts.setdefault((services[p], services[c]), [0, 0])
+                tally[0] += k
+                tally[1] += e
+        return sorted((p, c, k, e) for (p, c), (k, e) in counts.items())

@@ -249,13 +249,31 @@ def test_trace_summaries(server):
 def test_dependencies(server):
     end = NOW // MS + 60_000
     body = requests.get(server.url("/api/dependencies"), params={"endTs": end, "lookback": 3_600_000}).json()
-    assert body["data"] == [{"parent": "api-frontend", "child": "api-db", "callCount": 2}]
+    assert body["data"] == [{"parent": "api-frontend", "child": "api-db", "callCount": 2, "errorCount": 0}]
     body = requests.get(server.url("/api/dependencies"),
                         params={"endTs": end, "lookback": 3_600_000, "service": "api-batch"}).json()
     assert body["data"] == []
     # a window before the shop opened
     body = requests.get(server.url("/api/dependencies"), params={"endTs": BASE // MS - 1, "lookback": 60_000})
     assert body.json()["data"] == []
+
+
+def test_dependencies_count_the_callee_errors(server_factory):
+    """``errorCount`` (Clew's addition) counts the child spans of a link whose status is error;
+    an error on the caller's side does not count against the callee."""
+    srv = server_factory()
+    web = [span(0xE0 + i, 1, "GET /buy", SERVER, i * 10, i * 10 + 9, error=(i == 0)) for i in range(4)]
+    web += [span(0xE0 + i, 2, "call pay", CLIENT, i * 10 + 1, i * 10 + 8, parent=1) for i in range(4)]
+    pay = [span(0xE0 + i, 3, "charge", SERVER, i * 10 + 2, i * 10 + 7, parent=2, error=(i in (1, 2)))
+           for i in range(4)]
+    stock = [span(0xE0, 4, "reserve", SERVER, 3, 4, parent=1)]
+    body = {"resourceSpans": [resource("ec-web", web), resource("ec-pay", pay), resource("ec-stock", stock)]}
+    r = requests.post(srv.otlp_http, data=json.dumps(body), headers=JSON)
+    assert r.status_code == 200, r.text
+    end = NOW // MS + 60_000
+    got = requests.get(srv.url("/api/dependencies"), params={"endTs": end, "lookback": 3_600_000}).json()
+    assert got["data"] == [{"parent": "ec-web", "child": "ec-pay", "callCount": 4, "errorCount": 2},
+                           {"parent": "ec-web", "child": "ec-stock", "callCount": 1, "errorCount": 0}]
 
 
 # --------------------------------------------------------------------------- Jaeger's own search semantics

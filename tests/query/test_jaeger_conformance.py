@@ -462,6 +462,6 @@ def test_get_dependencies(server_factory):
     now_ms = now // 1_000_000
     r = requests.get(server.url("/api/dependencies"), params={"endTs": now_ms + 300_000, "lookback": 300_000})
     assert r.status_code == 200
-    assert r.json() == {"data": [{"parent": "hello", "child": "world", "callCount": 1},
-                                 {"parent": "world", "child": "hello", "callCount": 3}],
+    assert r.json() == {"data": [{"parent": "hello", "child": "world", "callCount": 1, "errorCount": 0},
+                                 {"parent": "world", "child": "hello", "callCount": 3, "errorCount": 0}],
                         "total": 0, "limit": 0, "offset": 0, "errors": None}

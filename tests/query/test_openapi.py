@@ -571,7 +571,7 @@ def test_live_answers_exercise_the_optional_fields(server, doc):
     stats = tempo["traces"][0]["serviceStats"]
     assert stats["payments"]["errorCount"] == 1
     links = requests.get(server.url("/api/dependencies")).json()["data"]
-    assert {"parent": "frontend", "child": "payments", "callCount": 1} in links
+    assert {"parent": "frontend", "child": "payments", "callCount": 1, "errorCount": 1} in links
 
 
 def test_unknown_route_answers_the_documented_404(server, doc):

@@ -284,8 +284,14 @@ def reference_links(spans) -> dict:
     for s in spans:
         for parent in by_id.get(s.get("parentId"), ()):
             if parent != service(s):
-                links[(parent, service(s))] = links.get((parent, service(s)), 0) + 1
+                calls, errors = links.get((parent, service(s)), (0, 0))
+                links[(parent, service(s))] = (calls + 1, errors + ("error" in s.get("tags", {})))
     return links
+
+
+def zipkin_link(parent: str, child: str, calls: int, errors: int) -> dict:
+    """A DependencyLink as Zipkin writes it: ``errorCount`` only when above zero."""
+    return {"parent": parent, "child": child, "callCount": calls, **({"errorCount": errors} if errors else {})}
 
 
 def test_dependencies_of_a_trace_crossing_services(srv):
@@ -294,13 +300,16 @@ def test_dependencies_of_a_trace_crossing_services(srv):
     assert len({s["id"] for s in spans}) == len(spans)
     day_end = ms("2018-03-17")
     got = ok(srv, "/api/v2/dependencies", endTs=day_end, lookback=86_400_000)
-    want = [{"parent": p, "child": c, "callCount": n} for (p, c), n in sorted(reference_links(spans).items())]
+    want = [zipkin_link(p, c, *n) for (p, c), n in sorted(reference_links(spans).items())]
     assert want and got == want
 
 
 def test_dependencies_over_all_data(srv):
     got = ok(srv, "/api/v2/dependencies", endTs=ALL["endTs"], lookback=ALL["lookback"])
-    assert all(set(link) == {"parent", "child", "callCount"} for link in got)
+    assert all({"parent", "child", "callCount"} <= set(link) <= {"parent", "child", "callCount", "errorCount"}
+               for link in got)
+    # the callee's error tag counts: the Lens traces hold failed calls
+    assert any(link.get("errorCount", 0) > 0 for link in got)
     pairs = {(link["parent"], link["child"]) for link in got}
     want = {pair for spans in FILES.values() for pair in reference_links(spans)}
     # shared span IDs make a child's parent ambiguous (client or server side of one ID): Clew takes

@@ -180,7 +180,7 @@ def test_listings(shop):
     assert ("retry", "string") in shop.tag_values(C.Attr("link", "link.reason"))
     assert shop.tag_values(C.Attr("span", "http.method"), service="cart") == [("POST", "string")]
     assert "deployment.environment" in shop.tag_keys("resource")
-    assert shop.dependencies(None, None) == [("frontend", "cart", 1)]
+    assert shop.dependencies(None, None) == [("frontend", "cart", 1, 1)]  # cart failed
 
 
 def test_key_lists_and_value_bound(tmp_path):

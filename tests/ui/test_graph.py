@@ -1,0 +1,172 @@
+"""UI: the service graph page (`/graph`) over a topology sent with the OpenTelemetry SDK.
+
+frontend → cart → db and frontend → payment, as client/server span pairs: each server span is in
+the callee's service and its parent is the caller's client span (a remote parent), which is what
+the dependency computation links.  One payment call in four fails.
+"""
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from playwright.sync_api import expect
+
+MS = 1_000_000
+
+
+class Services:
+    """One tracer provider per service, all exporting to the server over OTLP/HTTP."""
+
+    def __init__(self, endpoint: str, names):
+        self.providers = {}
+        for name in names:
+            provider = TracerProvider(resource=Resource.create({"service.name": name}))
+            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            self.providers[name] = provider
+
+    def tracer(self, name):
+        return self.providers[name].get_tracer("clew-ui-test")
+
+    def flush(self):
+        for p in self.providers.values():
+            assert p.force_flush()
+            p.shutdown()
+
+
+def call(svc: Services, caller_span, caller: str, callee: str, op: str, start: int, dur: int, error=False):
+    """A client span in the caller and the callee's server span under it; returns the server span
+    (still open) so it can make calls of its own."""
+    ctx = trace.set_span_in_context(caller_span)
+    client = svc.tracer(caller).start_span(f"call {callee}", context=ctx, kind=SpanKind.CLIENT, start_time=start)
+    server = svc.tracer(callee).start_span(op, context=trace.set_span_in_context(client),
+                                           kind=SpanKind.SERVER, start_time=start + MS)
+    if error:
+        server.set_status(Status(StatusCode.ERROR, "declined"))
+    return client, server, start + dur
+
+
+@pytest.fixture(scope="module")
+def shop(ui_server):
+    svc = Services(ui_server.otlp_http, ["frontend", "cart", "db", "payment"])
+    now = time.time_ns() - 60 * 10**9
+    for i in range(4):
+        t0 = now + i * 1000 * MS
+        root = svc.tracer("frontend").start_span("GET /checkout", kind=SpanKind.SERVER, start_time=t0)
+        if i < 3:  # three cart calls, each querying the db twice
+            client, cart, end = call(svc, root, "frontend", "cart", "load cart", t0 + MS, 80 * MS)
+            for j in range(2):
+                c2, db, e2 = call(svc, cart, "cart", "db", "SELECT items", t0 + (5 + 20 * j) * MS, 15 * MS)
+                db.end(end_time=e2 - MS)
+                c2.end(end_time=e2)
+            cart.end(end_time=end - MS)
+            client.end(end_time=end)
+        client, pay, end = call(svc, root, "frontend", "payment", "charge", t0 + 100 * MS, 50 * MS, error=(i == 0))
+        pay.end(end_time=end - MS)
+        client.end(end_time=end)
+        root.end(end_time=t0 + 200 * MS)
+    svc.flush()
+    return ui_server
+
+
+def edge(page, parent, child):
+    return page.locator(f'[data-testid="graph-edge"][data-parent="{parent}"][data-child="{child}"]')
+
+
+def test_graph_shows_services_edges_counts_and_error_rates(page, shop):
+    page.goto(shop.url("/graph?lookback=1h"))
+    nodes = page.get_by_test_id("graph-node")
+    expect(nodes).to_have_count(4)
+    for name in ("frontend", "cart", "db", "payment"):
+        expect(page.locator(f'[data-testid="graph-node"][data-service="{name}"]')).to_contain_text(name)
+    expect(page.get_by_test_id("graph-edge")).to_have_count(3)
+    expect(edge(page, "frontend", "cart")).to_contain_text("3 calls")
+    expect(edge(page, "cart", "db")).to_contain_text("6 calls")
+    pay = edge(page, "frontend", "payment")
+    expect(pay).to_contain_text("4 calls · 25% errors")
+    expect(pay).to_have_class(re.compile(r"\berror\b"))
+    expect(edge(page, "frontend", "cart")).not_to_have_class(re.compile(r"\berror\b"))
+    expect(page.get_by_role("status")).to_contain_text("4 services, 3 links")
+    # Layered left to right: the callers stand left of their callees.
+    xs = {n: page.locator(f'[data-testid="graph-node"][data-service="{n}"] rect').get_attribute("x")
+          for n in ("frontend", "cart", "db")}
+    assert float(xs["frontend"]) < float(xs["cart"]) < float(xs["db"])
+
+    table = page.get_by_role("table", name="Service links")
+    rows = table.locator("tbody tr")
+    expect(rows).to_have_count(3)
+    expect(table.locator('tr[data-parent="frontend"][data-child="payment"] td')).to_have_text(
+        ["frontend", "payment", "4", "1", "25%"])
+    expect(table.locator('tr[data-parent="cart"][data-child="db"] td')).to_have_text(["cart", "db", "6", "0", "0%"])
+
+
+def test_clicking_a_service_opens_its_search_over_the_same_range(page, shop):
+    page.goto(shop.url("/graph?lookback=6h"))
+    page.locator('[data-testid="graph-node"][data-service="payment"]').click()
+    expect(page).to_have_url(re.compile(r"/search\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"service": ["payment"], "lookback": ["6h"]}
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/graph\?lookback=6h$"))
+    expect(page.get_by_test_id("graph-node")).to_have_count(4)
+
+
+def test_keyboard_enter_on_a_service_opens_its_search(page, shop):
+    page.goto(shop.url("/graph"))  # default range: the last hour
+    node = page.locator('[data-testid="graph-node"][data-service="cart"]')
+    node.focus()
+    expect(node).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"service": ["cart"], "lookback": ["1h"]}
+
+
+def test_time_range_lives_in_the_url(page, shop):
+    page.goto(shop.url("/graph"))
+    expect(page.get_by_test_id("graph-node")).to_have_count(4)
+    page.get_by_label("Time range", exact=True).select_option("7d")
+    expect(page).to_have_url(re.compile(r"/graph\?lookback=7d$"))
+    expect(page.get_by_test_id("graph-edge")).to_have_count(3)
+    # A custom range from long ago holds no calls.
+    page.get_by_label("Time range", exact=True).select_option("custom")
+    page.get_by_label("From").fill("2001-01-01T00:00")
+    page.get_by_label("To").fill("2001-01-02T00:00")
+    page.get_by_role("button", name="Show").click()
+    expect(page).to_have_url(re.compile(r"/graph\?start=\d+&end=\d+$"))
+    expect(page.get_by_text("No calls between services")).to_be_visible()
+    expect(page.get_by_test_id("graph-node")).to_have_count(0)
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/graph\?lookback=7d$"))
+    expect(page.get_by_test_id("graph-edge")).to_have_count(3)
+
+
+def test_layering_tolerates_cycles(page, shop):
+    """Services calling each other back (a → b → c → a, d ↔ e) still get layers."""
+    page.goto(shop.url("/graph"))
+    expect(page.get_by_test_id("graph-node")).to_have_count(4)
+    got = page.evaluate("""async () => {
+        const { layered } = await import("/ui/pages/graph.js");
+        const links = [["a", "b"], ["b", "c"], ["c", "a"], ["c", "x"], ["d", "e"], ["e", "d"]]
+            .map(([parent, child]) => ({ parent, child }));
+        const { layers, back } = layered(["a", "b", "c", "d", "e", "x"], links);
+        return { layers, back: [...back].map((k) => k.split("\\u0000").join("->")) };
+    }""")
+    assert got["back"] == ["c->a", "e->d"]
+    assert got["layers"] == [["a", "d"], ["b", "e"], ["c"], ["x"]]
+
+
+def test_a_custom_range_carries_over_to_the_search(page, shop):
+    start_us = (time.time_ns() - 2 * 3600 * 10**9) // 1000
+    end_us = (time.time_ns() + 3600 * 10**9) // 1000
+    page.goto(shop.url(f"/graph?start={start_us}&end={end_us}"))
+    expect(page.get_by_label("Time range", exact=True)).to_have_value("custom")
+    expect(edge(page, "frontend", "payment")).to_contain_text("4 calls · 25% errors")
+    page.get_by_role("table", name="Service links").get_by_role("link", name="db").click()
+    expect(page).to_have_url(re.compile(r"/search\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"service": ["db"], "start": [str(start_us)], "end": [str(end_us)]}
