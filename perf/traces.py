@@ -268,6 +268,18 @@ class TraceSynth:
                 by_service.setdefault(si, []).append(sp)
             earlier.append((trace[0][1].trace_id, trace[0][1].span_id))
             left -= len(trace)
+        return self._request(by_service)
+
+    def one_trace(self, spans: int, now_ns: int | None = None) -> ExportTraceServiceRequest:
+        """One export request holding one trace of at most ``spans`` spans (deep and wide
+        shapes reach the cap: e.g. ``depth=10, fanout=5`` for 10,000 spans)."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        by_service: dict[int, list] = {}
+        for si, sp in self._trace(spans, now_ns, []):
+            by_service.setdefault(si, []).append(sp)
+        return self._request(by_service)
+
+    def _request(self, by_service: dict[int, list]) -> ExportTraceServiceRequest:
         req = ExportTraceServiceRequest()
         for si in sorted(by_service):
             svc = self.services[si]
