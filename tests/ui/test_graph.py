@@ -1,8 +1,9 @@
-"""UI: the service graph page (`/graph`) over a topology sent with the OpenTelemetry SDK.
+"""UI: the service graph page (`/graph`) over topologies sent with the OpenTelemetry SDK.
 
-frontend → cart → db and frontend → payment, as client/server span pairs: each server span is in
-the callee's service and its parent is the caller's client span (a remote parent), which is what
-the dependency computation links.  One payment call in four fails.
+A shop: frontend → cart → db and frontend → payment, as client/server span pairs: each server
+span is in the callee's service and its parent is the caller's client span (a remote parent),
+which is what the dependency computation links.  One payment call in four fails.  And a mesh:
+twelve services nearly all calling one another (cycles everywhere), drawn on a ring.
 """
 from __future__ import annotations
 
@@ -170,3 +171,152 @@ def test_a_custom_range_carries_over_to_the_search(page, shop):
     page.get_by_role("table", name="Service links").get_by_role("link", name="db").click()
     expect(page).to_have_url(re.compile(r"/search\?"))
     assert parse_qs(urlsplit(page.url).query) == {"service": ["db"], "start": [str(start_us)], "end": [str(end_us)]}
+
+
+# ------------------------------------------------------------------------------ a dense mesh
+
+MESH = ["accounts", "auth", "billing", "catalog", "checkout", "gateway", "inventory", "ledger",
+        "notify", "orders", "search", "shipping"]
+
+
+def mesh_links():
+    """(caller, callee) → (calls, errors): every ordered pair but a few, so nearly every service
+    calls nearly every other and most links are in cycles (A → B and B → A both present)."""
+    links = {}
+    for i, a in enumerate(MESH):
+        for j, b in enumerate(MESH):
+            if i == j or (3 * i + 5 * j) % 13 == 0:
+                continue
+            calls = 1 + (i + 2 * j) % 3
+            links[(a, b)] = (calls, 1 if (i * j) % 7 == 1 else 0)
+    return links
+
+
+def send_mesh(endpoint: str):
+    svc = Services(endpoint, MESH)
+    t0 = time.time_ns() - 120 * 10**9
+    k = 0
+    for (a, b), (calls, errors) in mesh_links().items():
+        for n in range(calls):
+            start = t0 + k * 10 * MS
+            k += 1
+            # a root client span in the caller, the callee's server span under it
+            client = svc.tracer(a).start_span(f"call {b}", kind=SpanKind.CLIENT, start_time=start)
+            server = svc.tracer(b).start_span(f"serve {a}", context=trace.set_span_in_context(client),
+                                              kind=SpanKind.SERVER, start_time=start + MS)
+            if n < errors:
+                server.set_status(Status(StatusCode.ERROR, "failed"))
+            server.end(end_time=start + 4 * MS)
+            client.end(end_time=start + 5 * MS)
+    svc.flush()
+
+
+def boxes_overlap(a, b):
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def visible_label_boxes(page):
+    """Bounding boxes of the edge labels on screen, keyed by (parent, child)."""
+    return {(e["parent"], e["child"]): e["box"] for e in page.evaluate("""() =>
+        [...document.querySelectorAll('[data-testid="graph-edge"]')]
+            .map((g) => ({ g, t: g.querySelector(".graph-edge-label") }))
+            .filter(({ t }) => getComputedStyle(t).display !== "none")
+            .map(({ g, t }) => { const r = t.getBoundingClientRect();
+                return { parent: g.dataset.parent, child: g.dataset.child,
+                         box: { x: r.x, y: r.y, width: r.width, height: r.height } }; })""")}
+
+
+def assert_apart(boxes):
+    items = list(boxes.items())
+    for i, (ka, a) in enumerate(items):
+        for kb, b in items[i + 1:]:
+            assert not boxes_overlap(a, b), f"{ka} overlaps {kb}: {a} {b}"
+
+
+def test_a_dense_graph_with_cycles_is_legible(page, server_factory):
+    srv = server_factory()
+    send_mesh(srv.otlp_http)
+    links = mesh_links()
+    page.goto(srv.url("/graph?lookback=1h"))
+    nodes = page.get_by_test_id("graph-node")
+    expect(nodes).to_have_count(len(MESH))
+    expect(page.get_by_test_id("graph-edge")).to_have_count(len(links))
+    expect(page.get_by_role("status")).to_contain_text(f"12 services, {len(links)} links")
+    expect(page.get_by_role("status")).to_contain_text("Hover over or focus a service")
+    assert page.locator("svg.graph-svg").get_attribute("data-layout") == "ring"
+
+    # Every service is shown and no two overlap.
+    boxes = {}
+    for name in MESH:
+        node = page.locator(f'[data-testid="graph-node"][data-service="{name}"]')
+        expect(node).to_be_visible()
+        expect(node).to_contain_text(name)
+        boxes[name] = node.locator("rect").bounding_box()
+    assert_apart(boxes)
+
+    # At rest no label is drawn (they would not all fit); error links stay in the error colour.
+    assert visible_label_boxes(page) == {}
+    failing = [k for k, (_, e) in links.items() if e]
+    assert failing
+    for a, b in failing:
+        expect(edge(page, a, b)).to_have_class(re.compile(r"\berror\b"))
+    # Both directions of a pair are drawn, apart from each other.
+    assert ("gateway", "ledger") in links and ("ledger", "gateway") in links
+    there = edge(page, "gateway", "ledger").locator("path").first.bounding_box()
+    back = edge(page, "ledger", "gateway").locator("path").first.bounding_box()
+    assert there != back
+
+    def check_highlight(name):
+        own = {k: v for k, v in links.items() if name in k}
+        shown = visible_label_boxes(page)
+        assert set(shown) == set(own)
+        assert_apart(shown)
+        for box in shown.values():
+            assert not any(boxes_overlap(box, b) for b in boxes.values())
+        for (a, b), (calls, errors) in own.items():
+            label = edge(page, a, b).locator(".graph-edge-label")
+            expect(label).to_be_visible()
+            expect(label).to_have_text(re.compile(rf"^{calls} calls?( · \d+(\.\d)?% errors)?$"))
+            if errors:
+                expect(label).to_contain_text("errors")
+            expect(edge(page, a, b)).to_have_class(re.compile(r"\bhl\b"))
+
+    # Hovering a service shows its links' labels, with their call counts, none overlapping.
+    page.locator('[data-testid="graph-node"][data-service="gateway"]').hover()
+    check_highlight("gateway")
+    expect(edge(page, "billing", "ledger")).not_to_have_class(re.compile(r"\bhl\b"))
+    page.mouse.move(1, 1)
+    expect(page.locator("svg.graph-svg.focusing")).to_have_count(0)
+    assert visible_label_boxes(page) == {}
+
+    # So does keyboard focus, and Enter still opens the service's search.
+    node = page.locator('[data-testid="graph-node"][data-service="ledger"]')
+    node.focus()
+    check_highlight("ledger")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/search\?"))
+    assert parse_qs(urlsplit(page.url).query) == {"service": ["ledger"], "lookback": ["1h"]}
+
+
+def test_layout_choice_follows_the_shape_of_the_graph(page, shop):
+    page.goto(shop.url("/graph"))
+    expect(page.get_by_test_id("graph-node")).to_have_count(4)
+    assert page.locator("svg.graph-svg").get_attribute("data-layout") == "layered"
+    got = page.evaluate("""async () => {
+        const { chooseLayout } = await import("/ui/pages/graph.js");
+        const kind = (pairs) => {
+            const links = pairs.map(([parent, child]) => ({ parent, child }));
+            const nodes = [...new Set(pairs.flat())];
+            return chooseLayout(nodes, links).kind;
+        };
+        const full = (names) => names.flatMap((a) => names.filter((b) => b !== a).map((b) => [a, b]));
+        return {
+            chain: kind([["fe", "cart"], ["cart", "db"]]),
+            tree: kind([["fe", "cart"], ["cart", "db"], ["fe", "pay"], ["pay", "bank"]]),
+            oneCycle: kind([["a", "b"], ["b", "c"], ["c", "a"], ["c", "x"], ["d", "e"], ["e", "d"]]),
+            mesh: kind(full(["a", "b", "c", "d", "e", "f"])),
+            denseDag: kind(full(["a", "b", "c", "d", "e", "f"]).filter(([a, b]) => a < b)),
+        };
+    }""")
+    assert got == {"chain": "layered", "tree": "layered", "oneCycle": "layered", "mesh": "ring", "denseDag": "ring"}

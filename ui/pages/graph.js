@@ -3,6 +3,9 @@
 // URL as on the search page: `lookback=1h` (a preset), or `start` & `end` (epoch microseconds,
 // or RFC 3339) for a custom range; a service opens the search page for that service over the
 // same range.
+// A (nearly) acyclic graph is drawn in columns, callers left of callees; a graph knotted with
+// cycles, on a ring.  Call counts label the links when they all fit; otherwise hovering over or
+// focusing a service shows its own links with their labels and dims the rest.
 import { dependencies, ApiError } from "../lib/api.js";
 import { el, serviceColor, stylesheet, timestamp } from "../lib/format.js";
 import { navigate } from "../lib/nav.js";
@@ -152,12 +155,53 @@ function rangeForm(range) {
   return form;
 }
 
-const NODE_H = 34, ROW = 74, GAP_X = 190, PAD = 24;
+const NODE_H = 34, ROW = 74, GAP_X = 190, PAD = 24, LABEL_H = 16, MAX_LABELS_AT_REST = 24;
 const nodeWidth = (name) => Math.max(90, Math.round(name.length * 7.6) + 28);
 
-function drawGraph(links, range) {
-  const names = [...new Set(links.flatMap((l) => [l.parent, l.child]))].sort();
-  const { layers, layer, back } = layered(names, links);
+/** Which drawing suits the graph: `"layered"` (columns left to right) when it is (nearly)
+ *  acyclic and the columns carry its structure: few back edges (at most 2, or 15% of the
+ *  links) and few forward links skipping a column (at most 2, or 25%; such a link would run
+ *  through the services between); otherwise `"ring"`: the services on an ellipse, where links
+ *  fan out across the middle instead of stacking along one row.  Returns {kind, ...layered()}. */
+export function chooseLayout(nodes, links) {
+  const l = layered(nodes, links);
+  if (nodes.length <= 2) return { kind: "layered", ...l };
+  let skipping = 0;
+  for (const k of links) {
+    if (!l.back.has(`${k.parent}\u0000${k.child}`) && l.layer.get(k.child) - l.layer.get(k.parent) > 1) skipping++;
+  }
+  const few = (n, share) => n <= Math.max(2, Math.round(share * links.length));
+  const kind = l.layers.length >= 2 && few(l.back.size, 0.15) && few(skipping, 0.25) ? "layered" : "ring";
+  return { kind, ...l };
+}
+
+// Geometry: each link becomes {d (the SVG path), at(t) (a point on it), cands (label anchors to
+// try, best first)}; a label anchor is {x, y} of a text with `text-anchor: middle` whose
+// baseline is y.
+
+const cubic = (p0, p1, p2, p3) => (t) => {
+  const u = 1 - t;
+  return [0, 1].map((i) => u * u * u * p0[i] + 3 * u * u * t * p1[i] + 3 * u * t * t * p2[i] + t * t * t * p3[i]);
+};
+const quad = (p0, p1, p2) => (t) => {
+  const u = 1 - t;
+  return [0, 1].map((i) => u * u * p0[i] + 2 * u * t * p1[i] + t * t * p2[i]);
+};
+const centre = (b) => [b.x + b.w / 2, b.y + b.h / 2];
+
+/** Where the ray from a box's centre in direction (dx, dy) leaves the box, `gap` beyond it. */
+function boxExit(b, dx, dy, gap = 1) {
+  const [cx, cy] = centre(b);
+  const len = Math.hypot(dx, dy) || 1;
+  const ux = dx / len, uy = dy / len;
+  const t = Math.min(ux ? (b.w / 2) / Math.abs(ux) : Infinity, uy ? (b.h / 2) / Math.abs(uy) : Infinity) + gap;
+  return [cx + ux * t, cy + uy * t];
+}
+
+const LABEL_TS = [0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78];
+
+function layeredGeometry(names, links, lay) {
+  const { layers, layer, back } = lay;
   const box = new Map();
   let x = PAD, height = 0;
   for (const ns of layers) {
@@ -168,15 +212,6 @@ function drawGraph(links, range) {
   }
   const width = x - GAP_X + PAD;
   height += back.size ? 60 : 10;
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "graph-svg",
-    role: "group", "aria-label": `Service graph: ${plural(names.length, "service", "services")}, ${plural(links.length, "link", "links")}` });
-  root.append(svg("defs", null,
-    ...["plain", "error"].map((kind) => svg("marker", { id: `graph-arrow-${kind}`, viewBox: "0 0 10 10", refX: 10, refY: 5,
-      markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse", class: `graph-arrow ${kind}` },
-    svg("path", { d: "M0,0 L10,5 L0,10 z" })))));
-  const edges = svg("g", { class: "graph-edges" });
-  const nodes = svg("g", { class: "graph-nodes" });
-  root.append(edges, nodes);
   // Several edges leaving or entering the same node spread over its side.
   const ports = (list) => { const m = new Map(); list.forEach((l, i) => m.set(l, (i + 1) / (list.length + 1))); return m; };
   const outPort = new Map(), inPort = new Map();
@@ -186,30 +221,181 @@ function drawGraph(links, range) {
     for (const [l, f] of ports(outs)) outPort.set(l, f);
     for (const [l, f] of ports(ins)) inPort.set(l, f);
   }
+  const geo = new Map();
   for (const l of links) {
     const p = box.get(l.parent), c = box.get(l.child);
     const isBack = back.has(`${l.parent}\u0000${l.child}`) || layer.get(l.child) <= layer.get(l.parent);
-    let d, lx, ly;
+    let g;
     if (!isBack) {
       const x1 = p.x + p.w, y1 = p.y + p.h * outPort.get(l), x2 = c.x - 2, y2 = c.y + c.h * inPort.get(l);
       const dx = Math.max(40, (x2 - x1) / 2);
-      d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
-      lx = (x1 + x2) / 2; ly = (y1 + y2) / 2 - 6;
+      const at = cubic([x1, y1], [x1 + dx, y1], [x2 - dx, y2], [x2, y2]);
+      const cands = [{ x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6 }];
+      for (const t of LABEL_TS.slice(1)) { const [px, py] = at(t); cands.push({ x: px, y: py - 6 }); }
+      for (const t of LABEL_TS) { const [px, py] = at(t); cands.push({ x: px, y: py + 15 }); }
+      g = { d: `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`, at, cands, back: false };
     } else { // a call back to an earlier (or the same) layer: loop under both nodes
       const x1 = p.x + p.w / 2 + 8, y1 = p.y + p.h, x2 = c.x + c.w / 2 - 8, y2 = c.y + c.h + 2;
       const low = Math.max(y1, y2) + 44;
-      d = `M${x1},${y1} C${x1},${low} ${x2},${low} ${x2},${y2}`;
-      lx = (x1 + x2) / 2; ly = low - 8;
+      const at = cubic([x1, y1], [x1, low], [x2, low], [x2, y2]);
+      const cands = [{ x: (x1 + x2) / 2, y: low - 8 }];
+      for (const t of LABEL_TS.slice(1)) { const [px, py] = at(t); cands.push({ x: px, y: py - 4 }); }
+      g = { d: `M${x1},${y1} C${x1},${low} ${x2},${low} ${x2},${y2}`, at, cands, back: true };
     }
-    const failed = l.errorCount > 0;
-    const label = `${plural(l.callCount, "call", "calls")}${failed ? ` · ${pct(l.errorCount, l.callCount)} errors` : ""}`;
-    const g = svg("g", { class: `graph-edge${failed ? " error" : ""}${isBack ? " back" : ""}`, "data-testid": "graph-edge",
+    geo.set(l, g);
+  }
+  return { box, geo, width, height };
+}
+
+/** The services on an ellipse (in the layering's order, so most calls run clockwise), far
+ *  enough apart that no two boxes come within `MARGIN`; links are curves bending to their
+ *  right, so A → B and B → A run apart. */
+function ringGeometry(names, links, order, scale) {
+  const MARGIN = 18, ASPECT = 1.9;
+  const n = order.length;
+  const w = new Map(order.map((s) => [s, nodeWidth(s)]));
+  const maxW = Math.max(...w.values());
+  const at = (ry, i) => { const a = -Math.PI / 2 + (2 * Math.PI * i) / n; return [ry * ASPECT * Math.cos(a), ry * Math.sin(a)]; };
+  const clash = (ry) => {
+    const pts = order.map((s, i) => at(ry, i));
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const dx = Math.abs(pts[i][0] - pts[j][0]), dy = Math.abs(pts[i][1] - pts[j][1]);
+        if (dx < (w.get(order[i]) + w.get(order[j])) / 2 + MARGIN && dy < NODE_H + MARGIN) return true;
+      }
+    }
+    return false;
+  };
+  let ry = Math.max(110, n * 12);
+  for (let k = 0; k < 60 && clash(ry); k++) ry *= 1.08;
+  ry *= scale;
+  const rx = ry * ASPECT, loopRoom = links.some((l) => l.parent === l.child) ? 70 : 0;
+  const cx = PAD + maxW / 2 + rx + loopRoom, cy = PAD + NODE_H / 2 + ry + loopRoom;
+  const box = new Map(order.map((s, i) => {
+    const [px, py] = at(ry, i);
+    return [s, { x: cx + px - w.get(s) / 2, y: cy + py - NODE_H / 2, w: w.get(s), h: NODE_H }];
+  }));
+  const width = 2 * cx, height = 2 * cy;
+  const geo = new Map();
+  for (const l of links) {
+    const p = box.get(l.parent), c = box.get(l.child);
+    let curve;
+    if (l.parent === l.child) { // a loop outside the ring
+      const [px, py] = centre(p);
+      const ox = px - cx, oy = py - cy, len = Math.hypot(ox, oy) || 1, ux = ox / len, uy = oy / len;
+      const rot = (a) => [ux * Math.cos(a) - uy * Math.sin(a), ux * Math.sin(a) + uy * Math.cos(a)];
+      const [ax, ay] = rot(-0.45), [bx, by] = rot(0.45);
+      const s = boxExit(p, ax, ay), e = boxExit(p, bx, by, 2);
+      const c1 = [s[0] + ax * 60, s[1] + ay * 60], c2 = [e[0] + bx * 60, e[1] + by * 60];
+      curve = { d: `M${s} C${c1} ${c2} ${e}`, at: cubic(s, c1, c2, e) };
+    } else {
+      const [x1, y1] = centre(p), [x2, y2] = centre(c);
+      const dx = x2 - x1, dy = y2 - y1, len = Math.hypot(dx, dy);
+      const bend = Math.min(60, Math.max(16, 0.14 * len));
+      const ctrl = [(x1 + x2) / 2 - (dy / len) * bend, (y1 + y2) / 2 + (dx / len) * bend];
+      const s = boxExit(p, ctrl[0] - x1, ctrl[1] - y1), e = boxExit(c, ctrl[0] - x2, ctrl[1] - y2, 2);
+      curve = { d: `M${s} Q${ctrl} ${e}`, at: quad(s, ctrl, e) };
+    }
+    const cands = LABEL_TS.map((t) => { const [px, py] = curve.at(t); return { x: px, y: py + 4.5 }; });
+    geo.set(l, { d: curve.d, at: curve.at, cands, back: false });
+  }
+  return { box, geo, width, height };
+}
+
+let measureCtx;
+/** A label's width in px at the graph's font size (13px), with room for its white halo. */
+function labelWidth(text, bold) {
+  measureCtx ||= document.createElement("canvas").getContext("2d");
+  measureCtx.font = `${bold ? 600 : 400} 13px ${getComputedStyle(document.documentElement).fontFamily}`;
+  return Math.ceil(measureCtx.measureText(text).width) + 6;
+}
+
+const overlaps = (a, b) => a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+
+/** Greedy label placement: each label takes its first anchor whose box stays inside the
+ *  drawing and clear of every service box and every label placed before it, preferring one
+ *  that no other link of the list runs through (requiring it when `strict`).  Returns a Map
+ *  link → anchor (null for a label that found no room), or null at the first miss when `all`. */
+function placeLabels(list, geo, widths, nodeBoxes, width, height, { all = false, strict = false } = {}) {
+  const taken = [], out = new Map();
+  const paths = list.map((l) => {
+    const pts = Array.from({ length: 33 }, (_, i) => geo.get(l).at(i / 32));
+    const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+    return { l, pts, bbox: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)] };
+  });
+  const crossed = (l, r) => paths.some((o) => o.l !== l && overlaps(o.bbox, r) &&
+    o.pts.some(([x, y]) => x > r[0] && x < r[2] && y > r[1] && y < r[3]));
+  for (const l of list) {
+    const w = widths.get(l);
+    const boxes = geo.get(l).cands.map((a) => [a, [a.x - w / 2, a.y - 12, a.x + w / 2, a.y + LABEL_H - 12]])
+      .filter(([, r]) => r[0] >= 0 && r[1] >= 0 && r[2] <= width && r[3] <= height &&
+        !nodeBoxes.some((b) => overlaps(r, b)) && !taken.some((b) => overlaps(r, b)));
+    const pick = boxes.find(([, r]) => !crossed(l, r)) || (strict ? null : boxes[0]);
+    if (!pick && all) return null;
+    out.set(l, pick ? pick[0] : null);
+    if (pick) taken.push(pick[1]);
+  }
+  return out;
+}
+
+const linkLabel = (l) => `${plural(l.callCount, "call", "calls")}${l.errorCount ? ` · ${pct(l.errorCount, l.callCount)} errors` : ""}`;
+
+/** The graph's layout with its labels: at rest (every label, when there are few and all of
+ *  them fit clear of the other links; otherwise none) and for each service (the labels of its own links, shown while it is highlighted). */
+function layout(names, links) {
+  const lay = chooseLayout(names, links);
+  const widths = new Map(links.map((l) => [l, labelWidth(linkLabel(l), l.errorCount > 0)]));
+  const touching = new Map(names.map((n) => [n, links.filter((l) => l.parent === n || l.child === n)]));
+  let result;
+  // A ring too tight for some service's labels grows until they fit (or gives up after a few
+  // steps, leaving the labels without room hidden: the tooltips and the table still tell).
+  for (let scale = 1, k = 0; k < 6; k++, scale *= 1.15) {
+    const g = lay.kind === "layered" ? layeredGeometry(names, links, lay) : ringGeometry(names, links, lay.layers.flat(), scale);
+    const nodeBoxes = [...g.box.values()].map((b) => [b.x - 2, b.y - 2, b.x + b.w + 2, b.y + b.h + 2]);
+    const place = (list, opts) => placeLabels(list, g.geo, widths, nodeBoxes, g.width, g.height, opts);
+    // At rest: every label or none, each clear of the other links.
+    const rest = links.length <= MAX_LABELS_AT_REST ? place(links, { all: true, strict: true }) : null;
+    const byNode = new Map();
+    let fits = true;
+    for (const n of names) {
+      const m = place(touching.get(n));
+      byNode.set(n, m);
+      if (fits && [...m.values()].some((a) => !a)) fits = false;
+    }
+    result = { kind: lay.kind, ...g, rest, byNode };
+    if (fits || lay.kind === "layered") break;
+  }
+  return result;
+}
+
+function drawGraph(links, range) {
+  const names = [...new Set(links.flatMap((l) => [l.parent, l.child]))].sort();
+  const { kind, box, geo, width, height, rest, byNode } = layout(names, links);
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`,
+    class: `graph-svg ${kind}${rest ? " labels-at-rest" : ""}`, "data-layout": kind,
+    role: "group", "aria-label": `Service graph: ${plural(names.length, "service", "services")}, ${plural(links.length, "link", "links")}` });
+  root.append(svg("defs", null,
+    ...["plain", "error"].map((k) => svg("marker", { id: `graph-arrow-${k}`, viewBox: "0 0 10 10", refX: 10, refY: 5,
+      markerWidth: 12, markerHeight: 12, markerUnits: "userSpaceOnUse", orient: "auto-start-reverse", class: `graph-arrow ${k}` },
+    svg("path", { d: "M0,0 L10,5 L0,10 z" })))));
+  const edges = svg("g", { class: "graph-edges" });
+  const nodes = svg("g", { class: "graph-nodes" });
+  root.append(edges, nodes);
+  // Line width grows with the call count (log scale over this graph's range).
+  const lo = Math.log(Math.min(...links.map((l) => l.callCount || 1))), hi = Math.log(Math.max(...links.map((l) => l.callCount || 1)));
+  const strokeWidth = (l) => (hi > lo ? 1.4 + (2.2 * (Math.log(l.callCount || 1) - lo)) / (hi - lo) : 1.6).toFixed(2);
+  const edgeEls = new Map(), nodeEls = new Map();
+  for (const l of links) {
+    const g = geo.get(l), failed = l.errorCount > 0, at = rest?.get(l) || g.cands[0];
+    const e = svg("g", { class: `graph-edge${failed ? " error" : ""}${g.back ? " back" : ""}`, "data-testid": "graph-edge",
       "data-parent": l.parent, "data-child": l.child },
     svg("title", null, `${l.parent} → ${l.child}: ${plural(l.callCount, "call", "calls")}, ` +
       `${plural(l.errorCount, "error", "errors")} (${pct(l.errorCount, l.callCount)})`),
-    svg("path", { d, "marker-end": `url(#graph-arrow-${failed ? "error" : "plain"})` }),
-    svg("text", { x: lx, y: ly, "text-anchor": "middle", class: "graph-edge-label" }, label));
-    edges.append(g);
+    svg("path", { d: g.d, "stroke-width": strokeWidth(l), "marker-end": `url(#graph-arrow-${failed ? "error" : "plain"})` }),
+    svg("path", { d: g.d, class: "graph-edge-hit" }),
+    svg("text", { x: at.x, y: at.y, "text-anchor": "middle", class: "graph-edge-label" }, linkLabel(l)));
+    edges.append(e);
+    edgeEls.set(l, e);
   }
   for (const n of names) {
     const b = box.get(n);
@@ -227,8 +413,50 @@ function drawGraph(links, range) {
     });
     a.addEventListener("keydown", (e) => { if (e.key === "Enter") go(e); });
     nodes.append(a);
+    nodeEls.set(n, a);
   }
-  return root;
+
+  // Highlighting: a hovered or focused service shows its links (with their labels) and its
+  // neighbours and dims the rest; a hovered link shows itself.  Hover wins over focus.
+  let hovered = null, focused = null;
+  const show = (target) => {
+    root.classList.toggle("focusing", !!target);
+    for (const e of edgeEls.values()) e.classList.remove("hl", "nolabel");
+    for (const a of nodeEls.values()) a.classList.remove("hl");
+    for (const [l, e] of edgeEls) {
+      const a = rest?.get(l) || geo.get(l).cands[0];
+      e.lastChild.setAttribute("x", a.x);
+      e.lastChild.setAttribute("y", a.y);
+    }
+    if (!target) return;
+    const mark = (l, a, raise) => {
+      const e = edgeEls.get(l);
+      e.classList.add("hl");
+      if (a) { e.lastChild.setAttribute("x", a.x); e.lastChild.setAttribute("y", a.y); } else e.classList.add("nolabel");
+      nodeEls.get(l.parent).classList.add("hl");
+      nodeEls.get(l.child).classList.add("hl");
+      if (raise) edges.append(e); // drawn over the dimmed links
+    };
+    if (target.service) {
+      nodeEls.get(target.service).classList.add("hl");
+      for (const [l, a] of byNode.get(target.service)) mark(l, a, true);
+    } else {
+      const l = target.link;
+      mark(l, rest?.get(l) || byNode.get(l.parent).get(l) || byNode.get(l.child).get(l));
+    }
+  };
+  const update = () => show(hovered || focused);
+  for (const [n, a] of nodeEls) {
+    a.addEventListener("mouseenter", () => { hovered = { service: n }; update(); });
+    a.addEventListener("mouseleave", () => { hovered = null; update(); });
+    a.addEventListener("focus", () => { focused = { service: n }; update(); });
+    a.addEventListener("blur", () => { focused = null; update(); });
+  }
+  for (const [l, e] of edgeEls) {
+    e.addEventListener("mouseenter", () => { if (!hovered?.service) { hovered = { link: l }; update(); } });
+    e.addEventListener("mouseleave", () => { if (hovered?.link === l) { hovered = null; update(); } });
+  }
+  return { root, labelsAtRest: !!rest };
 }
 
 function linkTable(links, range) {
@@ -275,6 +503,8 @@ export async function render(main, ctx) {
   status.textContent = `${plural(services.size, "service", "services")}, ${plural(links.length, "link", "links")}, ` +
     `${plural(calls, "call", "calls")} (${plural(errors, "error", "errors")}) in ` +
     `${range.lookback === "custom" ? range.label : `the ${range.label}`}. Select a service to search its traces.`;
-  main.append(el("div", { className: "graph-view" }, drawGraph(links, range)),
+  const graph = drawGraph(links, range);
+  if (!graph.labelsAtRest) status.textContent += " Hover over or focus a service to see the call counts on its links.";
+  main.append(el("div", { className: "graph-view" }, graph.root),
     el("h2", { id: "graph-links" }, "Links"), linkTable(links, range));
 }
