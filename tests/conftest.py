@@ -163,6 +163,53 @@ def server(server_factory):
     return server_factory()
 
 
+# --------------------------------------------------------------------------- OpenTelemetry SDK fleet
+
+
+class SdkServices:
+    """One OpenTelemetry SDK tracer provider per service name, each exporting span by span over
+    OTLP/HTTP to ``endpoint`` (the SDK's own exporter: a real client).  ``resource`` adds
+    attributes to every service's resource."""
+
+    def __init__(self, endpoint: str, names, **resource):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        self.providers = {}
+        for name in names:
+            provider = TracerProvider(resource=Resource.create({"service.name": name, **resource}))
+            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+            self.providers[name] = provider
+
+    def tracer(self, name: str, version: str | None = None):
+        return self.providers[name].get_tracer("clew-tests", version)
+
+    def span(self, service: str, name: str, start: int, end: int, parent=None, kind=None):
+        """A finished span of ``service`` from ``start`` to ``end`` (ns), child of ``parent``."""
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
+
+        ctx = trace.set_span_in_context(parent) if parent is not None else None
+        s = self.tracer(service).start_span(name, context=ctx, kind=kind or SpanKind.INTERNAL, start_time=start)
+        s.end(end_time=end)
+        return s
+
+    def flush(self) -> None:
+        for p in self.providers.values():
+            assert p.force_flush()
+            p.shutdown()
+
+
+def hex_trace_id(span) -> str:
+    return format(span.get_span_context().trace_id, "032x")
+
+
+def hex_span_id(span) -> str:
+    return format(span.get_span_context().span_id, "016x")
+
+
 # --------------------------------------------------------------------------- browser (tests/ui)
 # Playwright driving the system's Chromium (headless) against a real ``clew serve``.  A failing
 # test leaves a full-page screenshot and the console log in ``test-artifacts/ui/`` (or

@@ -12,12 +12,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from playwright.sync_api import expect
+
+from conftest import SdkServices as Services
 
 MS = 1_000_000
 CHECKOUT = "frontend:GET /checkout#0/frontend:call cart#0/cart:load cart#0"
@@ -25,36 +23,14 @@ SLOW_SELECT = f"{CHECKOUT}/cart:SELECT items#1"
 SAME_SELECT = f"{CHECKOUT}/cart:SELECT items#0"
 
 
-class Services:
-    """One tracer provider per service, all exporting to the server over OTLP/HTTP."""
-
-    def __init__(self, endpoint: str, names):
-        self.providers = {}
-        for name in names:
-            provider = TracerProvider(resource=Resource.create({"service.name": name}))
-            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-            self.providers[name] = provider
-
-    def span(self, service, name, start, end, parent=None, kind=SpanKind.INTERNAL):
-        ctx = trace.set_span_in_context(parent) if parent is not None else None
-        s = self.providers[service].get_tracer("clew-ui-test").start_span(name, context=ctx, kind=kind, start_time=start)
-        s.end(end_time=end)
-        return s
-
-    def flush(self):
-        for p in self.providers.values():
-            assert p.force_flush()
-            p.shutdown()
-
-
 def checkout(svc: Services, t0: int, slow_ms: int, pay: bool) -> str:
     """frontend GET /checkout → call cart → cart load cart → SELECT items ×2 (the second one
     `slow_ms` longer), and with `pay` a call to payment; returns the trace ID."""
     at = lambda ms: t0 + int(ms * MS)  # noqa: E731
     end = 300 + slow_ms + (150 if pay else 0)
-    root = svc.providers["frontend"].get_tracer("t").start_span("GET /checkout", kind=SpanKind.SERVER, start_time=at(0))
+    root = svc.tracer("frontend").start_span("GET /checkout", kind=SpanKind.SERVER, start_time=at(0))
     call = svc.span("frontend", "call cart", at(10), at(112 + slow_ms), root, SpanKind.CLIENT)
-    load = svc.providers["cart"].get_tracer("t").start_span(
+    load = svc.tracer("cart").start_span(
         "load cart", context=trace.set_span_in_context(call), kind=SpanKind.SERVER, start_time=at(11))
     svc.span("cart", "SELECT items", at(20), at(50), load)
     svc.span("cart", "SELECT items", at(55), at(100 + slow_ms), load)
@@ -67,7 +43,7 @@ def checkout(svc: Services, t0: int, slow_ms: int, pay: bool) -> str:
 
 
 def catalog(svc: Services, t0: int, query_ms: int) -> str:
-    root = svc.providers["catalog"].get_tracer("t").start_span("GET /list", kind=SpanKind.SERVER, start_time=t0)
+    root = svc.tracer("catalog").start_span("GET /list", kind=SpanKind.SERVER, start_time=t0)
     svc.span("catalog", "query", t0 + MS, t0 + (1 + query_ms) * MS, root)
     root.end(end_time=t0 + (5 + query_ms) * MS)
     return f"{root.get_span_context().trace_id:032x}"

@@ -13,33 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from playwright.sync_api import expect
 
+from conftest import SdkServices as Services
+
 MS = 1_000_000
-
-
-class Services:
-    """One tracer provider per service, all exporting to the server over OTLP/HTTP."""
-
-    def __init__(self, endpoint: str, names):
-        self.providers = {}
-        for name in names:
-            provider = TracerProvider(resource=Resource.create({"service.name": name}))
-            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-            self.providers[name] = provider
-
-    def tracer(self, name):
-        return self.providers[name].get_tracer("clew-ui-test")
-
-    def flush(self):
-        for p in self.providers.values():
-            assert p.force_flush()
-            p.shutdown()
 
 
 def call(svc: Services, caller_span, caller: str, callee: str, op: str, start: int, dur: int, error=False):

@@ -17,36 +17,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from playwright.sync_api import expect
+
+from conftest import SdkServices, hex_trace_id as trace_id
 
 MS = 1_000_000
 RUN = uuid.uuid4().hex[:12]
 
 
-class Shop:
-    def __init__(self, endpoint: str):
-        self.providers = {}
-        for name in ("frontend", "cart", "payment", "reports"):
-            provider = TracerProvider(resource=Resource.create({"service.name": name, "run.id": RUN}))
-            provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-            self.providers[name] = provider
-
-    def tracer(self, name):
-        return self.providers[name].get_tracer("clew-ui-test")
-
-    def flush(self):
-        for p in self.providers.values():
-            assert p.force_flush()
-            p.shutdown()
-
-
-def trace_id(span) -> str:
-    return format(span.get_span_context().trace_id, "032x")
+def Shop(endpoint: str) -> SdkServices:
+    return SdkServices(endpoint, ("frontend", "cart", "payment", "reports"), **{"run.id": RUN})
 
 
 @pytest.fixture(scope="module")

@@ -28,35 +28,23 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from playwright.sync_api import expect
+
+from conftest import SdkServices, hex_span_id as sid, hex_trace_id as tid
 
 MS = 1_000_000
 SERVICES = ("frontend", "checkout", "inventory", "payment", "worker", "batch")
 
 
-def sid(span) -> str:
-    return format(span.get_span_context().span_id, "016x")
-
-
-def tid(span) -> str:
-    return format(span.get_span_context().trace_id, "032x")
 
 
 @pytest.fixture(scope="module")
 def shop(ui_server):
-    providers = {}
-    for name in SERVICES:
-        provider = TracerProvider(resource=Resource.create({"service.name": name, "deployment.environment": "test"}))
-        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=ui_server.otlp_http)))
-        providers[name] = provider
+    fleet = SdkServices(ui_server.otlp_http, SERVICES, **{"deployment.environment": "test"})
 
     def tracer(name):
-        return providers[name].get_tracer("clew-ui-test", "1.2.3")
+        return fleet.tracer(name, "1.2.3")
 
     def ctx(span):
         return trace.set_span_in_context(span)
@@ -102,9 +90,7 @@ def shop(ui_server):
     orphan.end(end_time=t0 + 70 * MS)
     root.set_status(Status(StatusCode.ERROR))
     root.end(end_time=t0 + 100 * MS)
-    for p in providers.values():
-        assert p.force_flush()
-        p.shutdown()
+    fleet.flush()
 
     ids.update(a=tid(root), root=sid(root), co=sid(co), audit=sid(audit), reserve=sid(reserve),
                auth=sid(auth), render=sid(render), orphan=sid(orphan))
@@ -192,7 +178,7 @@ def test_span_detail_shows_typed_attributes_events_and_status(page, ui_server, s
     expect(attrs.locator("tr[data-key='payment.card.debit']")).to_contain_text("bool")
     expect(attrs.get_by_role("rowheader", name="payment", exact=True)).to_be_visible()  # grouped by namespace
     expect(detail.get_by_role("table", name="Resource attributes")).to_contain_text("deployment.environment")
-    expect(detail).to_contain_text("clew-ui-test 1.2.3")  # scope
+    expect(detail).to_contain_text("clew-tests 1.2.3")  # scope
     expect(detail.get_by_test_id("span-status")).to_have_text("✖ Error: card declined")
     events = detail.locator(".tr-events")
     expect(events).to_contain_text("declined")
