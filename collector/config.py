@@ -247,6 +247,40 @@ class QueryConfig:
 
 
 @dataclass(frozen=True)
+class AnalyticsConfig:
+    """RED metrics computed at ingest and their series store (collector/analytics/, docs/analytics.md)."""
+
+    enabled: bool = True  # compute calls, errors and latency histograms per service and operation
+    bucket_s: int = 60  # width of the fine time buckets; must divide 3600 (the coarse buckets)
+    lateness_s: float = 3600.0  # spans starting longer ago (or further ahead) than this are not counted
+    flush_interval_s: float = 10.0  # aggregates in memory are written this often (and at shutdown)
+    fine_retention_s: float = 7 * 86400.0  # fine buckets older than this are dropped; hourly ones stay
+    retention_s: float = 90 * 86400.0  # hourly buckets older than this are dropped
+    max_series: int = 100_000  # past this new series are counted under one overflow series
+    map_size_bytes: int = 32 * GiB  # address space reserved for the metrics store; the file grows as needed
+    edge_wait_s: float = 10.0  # a client or server half waits this long for its other half
+    max_pending_edges: int = 100_000  # halves waiting at most; past it the oldest are given up
+    max_cycles: int = 1000  # cycles listed at most by /api/v1/dependencies
+
+    def validate(self) -> None:
+        if self.bucket_s <= 0 or 3600 % self.bucket_s:
+            raise ConfigError(f"analytics.bucket_s: must divide 3600 (e.g. 10, 60, 300), got {self.bucket_s}")
+        for name in ("lateness_s", "flush_interval_s", "fine_retention_s", "retention_s", "max_series",
+                     "edge_wait_s", "max_pending_edges", "max_cycles"):
+            _positive("analytics", name, getattr(self, name))
+        if self.fine_retention_s < 3600:
+            raise ConfigError(f"analytics.fine_retention_s: must be >= 3600, got {self.fine_retention_s}")
+        if self.lateness_s >= self.fine_retention_s:
+            raise ConfigError(f"analytics.lateness_s: must be < analytics.fine_retention_s "
+                              f"({self.fine_retention_s}), got {self.lateness_s}")
+        if self.retention_s < self.fine_retention_s:
+            raise ConfigError(f"analytics.retention_s: must be >= analytics.fine_retention_s "
+                              f"({self.fine_retention_s}), got {self.retention_s}")
+        if self.map_size_bytes < 16 * MiB:
+            raise ConfigError(f"analytics.map_size_bytes: must be >= {16 * MiB}, got {self.map_size_bytes}")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
@@ -258,6 +292,7 @@ class Config:
     index: IndexConfig = field(default_factory=IndexConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):

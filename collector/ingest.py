@@ -5,6 +5,7 @@ outcome and errors (``DecodeError``, ``Busy``, ``StoreError``) onto their protoc
 """
 from __future__ import annotations
 
+import logging
 from typing import Callable, NamedTuple
 
 from collector.codec import decode_export_request
@@ -14,14 +15,20 @@ from collector.pipeline import Refusals, validate
 from collector.store.writer import Writer
 
 
+log = logging.getLogger("clew.ingest")
+
+
 class Outcome(NamedTuple):
     accepted: int
     refusals: Refusals
 
 
 class Ingest:
-    def __init__(self, config: Config, writer: Writer | None, metrics: Metrics, sampling=None):
+    def __init__(self, config: Config, writer: Writer | None, metrics: Metrics, sampling=None, red=None,
+                 edges=None):
         self.config = config
+        self.red = red  # collector.analytics.RedMetrics: counts every valid span before sampling
+        self.edges = edges  # collector.analytics.graph.EdgeTracker: the service graph, before sampling
         self.sampling = sampling  # collector.sampling.service.Sampling
         self.writer = writer
         self.metrics = metrics
@@ -45,6 +52,13 @@ class Ingest:
         batch, refusals = validate(batch, self.config.limits)
         accepted = 0
         held = None
+        if self.red is not None and len(batch):
+            self.red.observe(batch)
+        if self.edges is not None and len(batch):
+            try:
+                self.edges.observe(batch)
+            except Exception:  # derived data: never a reason to refuse the spans
+                log.exception("service graph: a batch could not be paired")
         if self.sampling is not None and len(batch):
             batch, held = self.sampling.sample(batch)
         if len(batch):

@@ -19,6 +19,9 @@ from pathlib import Path
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
+from collector.analytics import RedMetrics, SeriesStore
+from collector.analytics.graph import EdgeTracker
+from collector.analytics.series import AnalyticsCollector
 from collector.config import Config
 from collector.ingest import Ingest
 from collector.metrics import Metrics
@@ -92,7 +95,17 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         sampling.attach(store, writer)
         metrics.sampling_pending.set_function(lambda: len(sampling.tail.pending))
     await sampling.start()
-    ingest = Ingest(config, writer, metrics, sampling if writer is not None else None)
+    analytics = None
+    if writer is not None and config.analytics.enabled:
+        analytics = await loop.run_in_executor(None, SeriesStore, data_dir / "analytics", config.analytics)
+        analytics.start()
+        metrics.registry.register(AnalyticsCollector(analytics))
+        if config.analytics.retention_s < config.store.cold_window_s:
+            log.warning("analytics.retention_s (%s) < store.cold_window_s (%s): metrics go before the "
+                        "traces they count", config.analytics.retention_s, config.store.cold_window_s)
+    edges = EdgeTracker.from_config(analytics, config) if analytics is not None else None
+    ingest = Ingest(config, writer, metrics, sampling if writer is not None else None,
+                    red=RedMetrics(analytics) if analytics is not None else None, edges=edges)
 
     grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
     otlp_http_listener = await otlp_http.start(ingest, config.otlp, host, config.otlp.http_port)
@@ -107,7 +120,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
     reader = store if store is not None else _EmptyReader()
     app = create_app(config, reader, metrics, ready=lambda: ready, sampling=sampling,
-                     lifecycle=lifecycle, writer=writer)
+                     lifecycle=lifecycle, writer=writer, analytics=analytics)
     qsock = _bind(host, config.query.port, "query.port")
     query_port = qsock.getsockname()[1]
     hconf = HypercornConfig()
@@ -150,6 +163,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             await asyncio.wait_for(query_task, timeout=10)
         except (asyncio.TimeoutError, Exception):
             log.warning("query server did not stop cleanly")
+        if edges is not None:
+            edges.close()
+        if analytics is not None:  # the last metrics gathered are written
+            await loop.run_in_executor(None, analytics.close)
         if lifecycle is not None:
             lifecycle.stop()
         if store is not None:

@@ -18,7 +18,7 @@ from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
-from query import jaeger_api, openapi, sampling_api, storage_api, tempo_api, zipkin_api
+from query import analytics_api, jaeger_api, openapi, sampling_api, storage_api, tempo_api, zipkin_api
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -40,7 +40,7 @@ class FastJSON(DefaultJSONProvider):
 
 def create_app(config: Config, reader, metrics: Metrics,
                ready: Callable[[], bool] = lambda: True, sampling=None, lifecycle=None,
-               writer=None) -> Quart:
+               writer=None, analytics=None) -> Quart:
     app = Quart("clew", static_folder=None)
     app.json = FastJSON(app)
     app.json.sort_keys = False  # keep each API's documented field order
@@ -49,6 +49,7 @@ def create_app(config: Config, reader, metrics: Metrics,
     app.register_blueprint(jaeger_api.blueprint(config, reader))
     app.register_blueprint(zipkin_api.blueprint(config, reader))
     app.register_blueprint(tempo_api.blueprint(config, reader))
+    app.register_blueprint(analytics_api.blueprint(config, reader, analytics))
     app.register_blueprint(openapi.blueprint(config, reader, sampling=sampling is not None,
                                              storage=lifecycle is not None))
     if sampling is not None:

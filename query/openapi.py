@@ -19,7 +19,7 @@ from importlib import metadata
 from quart import Blueprint, jsonify
 
 from collector.store.criteria import KINDS
-from query import jaeger_api, storage_api, tempo_api, zipkin_api
+from query import analytics_api, jaeger_api, storage_api, tempo_api, zipkin_api
 from query.params import MAX_LIMIT
 
 __all__ = ["blueprint", "document", "OPENAPI_VERSION"]
@@ -47,6 +47,8 @@ TAGS = [
     {"name": "Sampling", "description": "Clew's sampling settings and statistics. See docs/sampling.md."},
     {"name": "Storage", "description": "Clew's storage tiers, incidents and pins, deletion and the audit "
                                        "log. See docs/api-storage.md."},
+    {"name": "Trace structure", "description": "Critical paths of traces and the service graph paired at "
+                                               "ingest. See docs/analytics.md."},
 ]
 
 
@@ -1019,6 +1021,109 @@ def _storage_paths() -> dict:
     }
 
 
+def _structure_paths() -> dict:
+    """Routes of ``analytics_api``: critical paths and the service graph (schemas inline)."""
+    tags = ["Trace structure"]
+    ns_text = {"type": "string", "pattern": "^[0-9]+$", "description": "epoch nanoseconds, decimal"}
+    ns = {"type": "integer", "minimum": 0, "description": "nanoseconds"}
+    share = {"type": "number", "minimum": 0, "maximum": 1}
+    segment = _obj({
+        "spanId": {"type": "string", "description": "hex; `~2`, `~3`… added to a later span sharing an ID"},
+        "service": {"type": "string"}, "operation": {"type": "string"},
+        "start": ns_text, "end": ns_text,
+        "selfOnPath": {**ns, "description": "end − start: the span's own time in this segment"},
+    }, ["spanId", "service", "operation", "start", "end", "selfOnPath"])
+    path_span = _obj({
+        "spanId": {"type": "string"}, "service": {"type": "string"}, "operation": {"type": "string"},
+        "selfOnPath": {**ns, "description": "the span's time on the path, over its segments"},
+        "segments": {"type": "integer", "minimum": 1},
+    }, ["spanId", "service", "operation", "selfOnPath", "segments"])
+    service_time = _obj({"service": {"type": "string"}, "time": ns, "share": share},
+                        ["service", "time", "share"])
+    critical_path = _obj({
+        "traceId": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "rootSpanId": {"type": "string"}, "rootService": {"type": "string"},
+        "rootOperation": {"type": "string"},
+        "start": ns_text, "end": ns_text,
+        "total": {**ns, "description": "the main root's duration: the segments' sum"},
+        "segments": _array(segment, description="in time order; they tile [start, end]"),
+        "spans": _array(path_span, description="each span on the path, most time first"),
+        "services": _array(service_time, description="time on the path per service, most first"),
+    }, ["traceId", "total", "segments", "spans", "services"], "The critical path of one trace.")
+    aggregate = _obj({
+        "traces": {"type": "integer", "minimum": 0, "description": "traces read"},
+        "total": {**ns, "description": "the critical paths' summed length"},
+        "services": _array(_obj({
+            "service": {"type": "string"}, "time": ns, "share": share,
+            "traces": {"type": "integer", "minimum": 1, "description": "traces whose path it is on"},
+            "meanPerTrace": {**ns, "description": "time / traces"},
+        }, ["service", "time", "share", "traces", "meanPerTrace"]), description="most time first"),
+        "traceIds": _array({"type": "string", "pattern": "^[0-9a-f]{32}$"}, description="newest first"),
+    }, ["traces", "total", "services", "traceIds"])
+    quantile = {"type": ["integer", "null"], "minimum": 0}
+    edge = _obj({
+        "source": {"type": "string", "description": "the client (producer) service"},
+        "target": {"type": "string", "description": "the server (consumer) service, or the peer a lone "
+                                                    "client span names"},
+        "connection": {"type": "string", "enum": ["request", "messaging"]},
+        "calls": {"type": "integer", "minimum": 1}, "errors": {"type": "integer", "minimum": 0},
+        "errorRate": share,
+        "latency": _obj({"mean": ns, "p50": quantile, "p95": quantile, "p99": quantile},
+                        ["mean", "p50", "p95", "p99"],
+                        "Client-side duration in ns (quantiles within 0.5 %)."),
+    }, ["source", "target", "connection", "calls", "errors", "errorRate", "latency"])
+    node = _obj({
+        "name": {"type": "string"}, "callsIn": {"type": "integer", "minimum": 0},
+        "callsOut": {"type": "integer", "minimum": 0}, "errorsIn": {"type": "integer", "minimum": 0},
+        "virtual": {"type": "boolean", "description": "a peer that sends no spans (only named by clients)"},
+    }, ["name", "callsIn", "callsOut", "errorsIn", "virtual"])
+    graph = _obj({
+        "from": ns_text, "to": ns_text, "nodes": _array(node), "edges": _array(edge),
+        "cycles": _array(_STRINGS, description="every elementary cycle, each from its smallest service name"),
+        "cyclesTruncated": {"type": "boolean", "description": "more cycles exist than "
+                                                             "`analytics.max_cycles` listed"},
+    }, ["from", "to", "nodes", "edges", "cycles", "cyclesTruncated"], "The service graph of a time range.")
+    error = _json(_ref("ApiV3Error"), "A bad parameter; the message names it.")
+    depth = {"type": "integer", "minimum": 1, "maximum": analytics_api.MAX_TRACES}
+    v3_params = []
+    for p in _jaeger_paths()["/api/v3/trace-summaries"]["get"]["parameters"]:
+        if p["name"] in ("query.startTimeMin", "query.startTimeMax"):
+            continue
+        if p["name"] in ("query.searchDepth", "query.search_depth", "query.num_traces"):
+            p = {**p, "description": "Alias of `limit`.", "schema": depth}
+        v3_params.append(p)
+    window = [_q("query.startTimeMin", _RFC3339, "Earliest start of the matching span (default, when "
+                 "neither bound is given: an hour ago)."),
+              _q("query.startTimeMax", _RFC3339, "Latest start of the matching span (default: now).")]
+    when = {"type": "string", "examples": ["1735689600", "2025-01-01T00:00:00Z"]}
+    return {
+        "/api/v1/traces/{trace_id}/critical-path": {"get": _op(
+            tags, "getCriticalPath", "The critical path of one trace.", {
+                "200": _json(critical_path, "Segments, per-span and per-service time on the path."),
+                "400": error, "404": _json(_ref("ApiV3Error"), "No such trace."),
+            }, [_path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC)],
+            description="From the main root's end, back through the last-finishing child that ends "
+                        "before the current point, recursively (children clipped to their parent); "
+                        "the definition of the UI's trace view.")},
+        "/api/v1/critical-path/services": {"get": _op(
+            tags, "getCriticalPathServices", "Time on the critical path per service over a search's traces.", {
+                "200": _json(aggregate, "Services by time on the critical paths."), "400": error,
+            }, [*window, *v3_params,
+                _q("limit", {"type": "integer", "minimum": 1, "maximum": analytics_api.MAX_TRACES,
+                             "default": analytics_api.DEFAULT_TRACES},
+                   "Traces read (newest first).")],
+            description="The search takes Jaeger api_v3's `query.*` parameters (docs/api-jaeger.md).")},
+        "/api/v1/dependencies": {"get": _op(
+            tags, "getServiceGraph", "The service graph paired at ingest, with metrics per edge and cycles.", {
+                "200": _json(graph, "Nodes, edges and cycles."), "400": error,
+                "503": _json(_ref("ApiV3Error"), "The service graph is off (`analytics.enabled = false`)."),
+            }, [_q("from", when, "Unix seconds or RFC 3339 (default: an hour before `to`)."),
+                _q("to", when, "Unix seconds or RFC 3339 (default: now).")],
+            description="Client/server and producer/consumer span pairs counted before sampling; "
+                        "each edge's buckets starting in [from, to) (one-minute buckets).")},
+    }
+
+
 # --------------------------------------------------------------------------- document
 
 
@@ -1028,7 +1133,8 @@ def document(sampling: bool = True, storage: bool = True) -> dict:
     ``Sampling`` object does not); ``storage``: the app serves the storage routes
     (``storage_api``; every server that stores spans does, a null sink does not)."""
     paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths(),
-             **(_sampling_paths() if sampling else {}), **(_storage_paths() if storage else {})}
+             **(_sampling_paths() if sampling else {}), **(_storage_paths() if storage else {}),
+             **_structure_paths()}
     return copy.deepcopy({  # the builders share parameter and schema dicts
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,

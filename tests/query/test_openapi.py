@@ -34,7 +34,8 @@ MS = 1_000_000
 T1 = "5b8efff798038103d269b633813fc60c"  # 128-bit
 T2 = "00000000000000000000000000c0ffee"  # 64-bit: Jaeger and Zipkin write it with 16 digits
 MISSING = "0123456789abcdef0123456789abcdef"
-TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling", "Storage"}
+TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling", "Storage",
+             "Trace structure"}
 
 
 # --------------------------------------------------------------------------- the app's routes
@@ -447,6 +448,14 @@ CASES = [
     ("/api/v2/search/tag/{tag}/values", "/api/v2/search/tag/.http.status_code/values", 200, {}),
     ("/api/v2/search/tag/{tag}/values", "/api/v2/search/tag/status/values", 200, {}),
     ("/api/v2/search/tag/{tag}/values", "/api/v2/search/tag/nonsense/values", 400, {}),
+    # Trace structure
+    ("/api/v1/traces/{trace_id}/critical-path", f"/api/v1/traces/{T1}/critical-path", 200, {}),
+    ("/api/v1/traces/{trace_id}/critical-path", f"/api/v1/traces/{MISSING}/critical-path", 404, {}),
+    ("/api/v1/traces/{trace_id}/critical-path", "/api/v1/traces/xyz/critical-path", 400, {}),
+    ("/api/v1/critical-path/services", f"/api/v1/critical-path/services?{V3}", 200, {}),
+    ("/api/v1/critical-path/services", "/api/v1/critical-path/services?limit=500", 400, {}),
+    ("/api/v1/dependencies", "/api/v1/dependencies", 200, {}),
+    ("/api/v1/dependencies", "/api/v1/dependencies?from=soon", 400, {}),
 ]
 
 
@@ -572,6 +581,12 @@ def test_live_answers_exercise_the_optional_fields(server, doc):
     assert stats["payments"]["errorCount"] == 1
     links = requests.get(server.url("/api/dependencies")).json()["data"]
     assert {"parent": "frontend", "child": "payments", "callCount": 1, "errorCount": 1} in links
+    graph = requests.get(server.url("/api/v1/dependencies")).json()
+    assert [(e["source"], e["target"], e["calls"], e["errors"]) for e in graph["edges"]] == [
+        ("frontend", "payments", 1, 1)]
+    path = requests.get(server.url(f"/api/v1/traces/{T1}/critical-path")).json()
+    assert [s["operation"] for s in path["segments"]] == [
+        "GET /checkout", "call payments", "charge", "call payments", "GET /checkout"]
 
 
 def test_unknown_route_answers_the_documented_404(server, doc):
