@@ -357,15 +357,7 @@ def _summary_json(s) -> dict:
 def _otlp_json(msg) -> dict:
     """OTLP/JSON of a ``TracesData`` as Jaeger's gateway writes it: ``resource``, ``scope`` and
     each span's ``status`` are always present (``{}`` when empty), as in its snapshots."""
-    doc = traces_to_json(msg)
-    resource_spans = []
-    for rs in doc.get("resourceSpans", ()):
-        scope_spans = []
-        for ss in rs.get("scopeSpans", ()):
-            spans = [span if "status" in span else {**span, "status": {}} for span in ss.get("spans", ())]
-            scope_spans.append({"scope": {}, **ss, "spans": spans})
-        resource_spans.append({"resource": {}, **rs, "scopeSpans": scope_spans})
-    return {**doc, "resourceSpans": resource_spans}
+    return traces_to_json(msg, always_containers=True)
 
 
 def _jaeger_trace_hex(tid: bytes) -> str:
