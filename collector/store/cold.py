@@ -58,6 +58,7 @@ BLOOM_BITS_PER_TRACE = 10
 BLOOM_HASHES = 7
 _BLOOM = struct.Struct("<IIQ")  # hashes k, reserved, bits m
 DICT_SAMPLE_BYTES = 8 << 20  # span bytes sampled to train the dictionary
+STREAM_BYTES = 1 << 20  # a larger section is compressed and written this much at a time
 assert BLOCK_DTYPE.itemsize == 32 and TRACE_DTYPE.itemsize == 32
 
 
@@ -151,6 +152,51 @@ class ColdWriter:
         self.f.write(stored)
         self.sections[name] = (offset, len(stored), len(raw), xxhash.xxh64_intdigest(stored), codec)
 
+    def _put_stream(self, name: str, pieces, raw: int, pace=None) -> None:
+        """``_put`` (zstd) of content given as pieces (buffers, or iterables of buffers) adding up
+        to ``raw`` bytes: one frame recording its size, compressed and written ``STREAM_BYTES``
+        at a time."""
+        offset = self.f.tell()
+        comp = self._plain.compressobj(size=raw)
+        digest = xxhash.xxh64()
+        stored = fed = 0
+        todo, size = [], 0
+
+        def emit(data) -> None:
+            nonlocal stored
+            if data:
+                self.f.write(data)
+                digest.update(data)
+                stored += len(data)
+
+        def feed(piece) -> None:
+            nonlocal size, fed, todo
+            todo.append(piece)
+            size += len(piece)
+            if size >= STREAM_BYTES:
+                chunk = b"".join(todo)
+                fed += len(chunk)
+                todo, size = [], 0
+                emit(comp.compress(chunk))
+                if pace:
+                    pace()
+
+        for piece in pieces:
+            if isinstance(piece, (bytes, bytearray, memoryview)):
+                view = memoryview(piece)
+                for at in range(0, len(view), STREAM_BYTES):
+                    feed(view[at:at + STREAM_BYTES])
+            else:
+                for part in piece:
+                    feed(part)
+        chunk = b"".join(todo)
+        fed += len(chunk)
+        emit(comp.compress(chunk))
+        emit(comp.flush())
+        if fed != raw:
+            raise ValueError(f"cold file: section {name} produced {fed} bytes, not {raw}")
+        self.sections[name] = (offset, stored, raw, digest.intdigest(), ZSTD)
+
     def add(self, trace_id: bytes, hdr: np.ndarray, spans: list[bytes]) -> None:
         """One trace's entries: ``hdr`` (``HEADER_DTYPE``) and the span bytes, in the same order."""
         if trace_id <= self.last_tid:
@@ -180,10 +226,12 @@ class ColdWriter:
         self._hdrs, self._spans, self._block_raw, self._block_entries = [], [], 0, 0
 
     def finish(self, records: list[tuple[int, int, bytes]], index_entries: list[tuple[bytes, bytes]],
-               meta: dict) -> int:
+               meta: dict, pace=None) -> int:
         """Write the remaining sections and the footer and fsync the temporary file; returns its
         size.  ``commit`` then puts it in place.  ``records``: (kind 1 resource / 2 scope, ID,
-        record bytes)."""
+        record bytes).  Index values may be ``index.Parts`` (produced in slices); a large index
+        section is compressed as it is produced, a slice at a time, calling ``pace()`` between
+        slices (``PartitionIndex.export_parts``)."""
         self._flush()
         end = self.f.tell()
         self.sections["blocks"] = (self._blocks_start, end - self._blocks_start, end - self._blocks_start,
@@ -212,7 +260,11 @@ class ColdWriter:
         out = [_U32.pack(len(index_entries))]
         for key, value in index_entries:
             out += [_KEYLEN.pack(len(key)), key, _U32.pack(len(value)), value]
-        self._put("index", b"".join(out))
+        raw = sum(len(p) for p in out)
+        if raw <= STREAM_BYTES:
+            self._put("index", b"".join(p if isinstance(p, (bytes, bytearray)) else bytes(p) for p in out))
+        else:
+            self._put_stream("index", out, raw, pace)
         meta = dict(meta, format=VERSION, spans=self.spans, traces=len(self._traces),
                     blocks=len(self._blocks), dictionary_bytes=len(self.dictionary))
         self._put("meta", json.dumps(meta, sort_keys=True).encode(), codec=RAW)

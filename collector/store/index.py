@@ -183,6 +183,71 @@ def _merge_runs(runs: list) -> tuple[np.ndarray, np.ndarray, bytes]:
     return hashes[order], take_rows(rows, order), b"".join(a for _r, a in runs)
 
 
+EXPORT_SLICE_BYTES = 1 << 20  # bytes of a large exported value produced per slice
+
+
+class Parts:
+    """A value of ``size`` bytes produced in slices (buffers) by iterating it; ``bytes(parts)``
+    joins them."""
+
+    __slots__ = ("size", "make")
+
+    def __init__(self, size: int, make):
+        self.size = size
+        self.make = make
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        return iter(self.make())
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.make())
+
+
+def _array_slices(a: np.ndarray, pace=None):
+    """The bytes of a contiguous array in ``EXPORT_SLICE_BYTES`` slices."""
+    raw = a.view(np.uint8).reshape(-1) if len(a) else np.zeros(0, np.uint8)
+    for at in range(0, len(raw), EXPORT_SLICE_BYTES):
+        yield raw[at:at + EXPORT_SLICE_BYTES].tobytes()
+        if pace:
+            pace()
+
+
+def _arena_slices(runs: list, pace=None):
+    """The runs' arenas back to back (``_merge_runs``' arena) in slices."""
+    for _h, _r, arena in runs:
+        view = memoryview(arena)
+        for at in range(0, len(view), EXPORT_SLICE_BYTES):
+            yield view[at:at + EXPORT_SLICE_BYTES]
+            if pace:
+                pace()
+
+
+def _merged_rows(runs: list, pace=None):
+    """The rows ``_merge_runs`` makes of ``(hashes, rows, arena)`` runs (each sorted by hash),
+    as bytes in slices: the hash range is cut at hashes sampled from every run, so a slice takes
+    at most ``step`` rows of each run; each slice is sorted on its own (stably, runs in order, so
+    equal hashes keep the order the whole sort gives them)."""
+    step = max(1, EXPORT_SLICE_BYTES // RARE.itemsize // max(1, len(runs)))
+    hashes = [np.asarray(h, np.uint64) for h, _r, _a in runs]
+    cuts = np.unique(np.concatenate([h[step::step] for h in hashes] + [np.zeros(0, np.uint64)]))
+    bounds = [np.concatenate(([0], np.searchsorted(h, cuts, "left"), [len(h)])) for h in hashes]
+    bases = np.cumsum([0] + [len(a) for _h, _r, a in runs[:-1]], dtype=np.uint64)
+    for i in range(len(cuts) + 1):
+        parts = [(r[b[i]:b[i + 1]], base) for (_h, r, _a), b, base in zip(runs, bounds, bases)
+                 if b[i + 1] > b[i]]
+        if not parts:
+            continue
+        rows = concat_rows([p for p, _base in parts], RARE)
+        rows["toff"] += np.repeat(np.array([base for _p, base in parts], np.uint64), [len(p) for p, _b in parts])
+        order = np.argsort(rows["hash"], kind="stable")
+        yield take_rows(rows, order).tobytes()
+        if pace:
+            pace()
+
+
 def _rare_text(rows: np.ndarray, arena: bytes, i: int) -> str:
     """The string form of postings row ``i``."""
     row = rows[i]
@@ -681,10 +746,19 @@ class PartitionIndex:
         """The whole index as the entries of one checkpoint (whole bitmaps, one postings run),
         sorted by key: the index section of a cold file (``collector/store/cold.py``), read back
         by ``load_entries``.  The index itself is not changed."""
+        return [(key, value if isinstance(value, (bytes, bytearray)) else bytes(value))
+                for key, value in self.export_parts()]
+
+    def export_parts(self, pace=None) -> list[tuple[bytes, object]]:
+        """``export`` for writing a cold file: the large values (span columns, the merged
+        postings run and its arena) are ``Parts`` that produce their bytes in slices of about
+        ``EXPORT_SLICE_BYTES`` when iterated, calling ``pace()`` between slices, so no single
+        step holds the interpreter long (the merge sorts one range of term hashes at a time).
+        The rest is encoded at once (small next to those)."""
         with self.lock:
             z = _U32BE.pack(0)
-            items = [(b"C" + z, self.cols.a[:self.cols.n].copy()),
-                     (b"T" + z, self.t_id.a[:self.t_id.n].copy())]
+            cols = self.cols.a[:self.cols.n]  # columns are only appended: this prefix stays as is
+            items = [(b"T" + z, self.t_id.a[:self.t_id.n].copy())]
             if self.services:
                 items.append((b"S" + z, list(self.services)))
             if self.ops:
@@ -699,9 +773,7 @@ class PartitionIndex:
             if self.key_names:
                 items.append((b"K" + _U32BE.pack(len(self.key_names)),
                               [[k, *v] for k, v in self.key_names.items()]))
-            runs = [(rows, arena) for _h, rows, arena in self.runs]
-            if runs:
-                items.append((b"P" + z, runs))
+            runs = list(self.runs)  # runs are replaced, never changed
             for h, bm in self.terms.items():
                 if bm:
                     items.append((b"B" + _U64BE.pack(h) + z, BitMap(bm)))
@@ -716,7 +788,15 @@ class PartitionIndex:
                 "records": len(self.records), "max_value_len": self.max_value_len,
                 "runs": 1 if runs else 0, "checkpoints": 1, "dictionary": len(self.dictionary),
                 "keys": len(self.key_names)}))
-        return sorted(self.encode_snapshot(items))
+        out = self.encode_snapshot(items)
+        out.append((b"C" + z, Parts(cols.nbytes, lambda: _array_slices(cols, pace))))
+        if runs:
+            rows = sum(len(r) for _h, r, _a in runs)
+            out.append((b"P" + z, Parts(rows * RARE.itemsize, lambda: _merged_rows(runs, pace))))
+            out.append((b"A" + z, Parts(sum(len(a) for _h, _r, a in runs),
+                                        lambda: _arena_slices(runs, pace))))
+        out.sort(key=lambda e: e[0])
+        return out
 
     def load_entries(self, entries: list[tuple[bytes, bytes]]) -> bool:
         """Load an index from ``export``'s sorted entries (a cold file's index section)."""

@@ -404,7 +404,9 @@ class Lifecycle:
         try:
             meta = self._meta(part.start_s, part.min_start, part.max_end, index, "move")
             meta["source_id"] = part.uid
-            writer.finish(records, index.export(), meta)
+            # the index section (most of the work left) is made, compressed and written in paced
+            # slices too: done at once it held the interpreter for seconds (ingest stalled)
+            writer.finish(records, index.export_parts(pace.step), meta, pace=pace.step)
         except BaseException:
             writer.abort()
             raise
@@ -507,7 +509,7 @@ class Lifecycle:
             meta = self._meta(part.start_s, min_start, max_end, index, source,
                               part.meta.get("partition_s"), pinned_only)
             meta["source_id"] = part.meta.get("source_id")
-            writer.finish(records, index.export(), meta)
+            writer.finish(records, index.export_parts(pace.step), meta, pace=pace.step)
         except BaseException:
             writer.abort()
             raise
