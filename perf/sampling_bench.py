@@ -81,6 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=float, default=0.0, help="spans/s open loop (0: flat out)")
     g.add_argument("--on-set", action="append", metavar="K=V",
                    help=f"settings of the 'on' server (repeatable; default {' '.join(DEFAULT_ON)})")
+    g.add_argument("--off-set", action="append", default=[], metavar="K=V",
+                   help="settings of the 'off' server only (repeatable), e.g. analytics.enabled=false to "
+                        "compare ingest with RED metrics off (off) and on (on: --on-set analytics.enabled=true)")
     g.add_argument("--load-arg", action="append", default=[], metavar="ARG",
                    help="extra `perf load` flag for both runs, e.g. --load-arg=--spans-per-request=50")
     g = p.add_argument_group("both")
@@ -446,7 +449,7 @@ def run_ingest_ab(a: argparse.Namespace) -> dict:
     size = max(4, min(la.pool, 100_000 // shape.spans_per_request))
     pool = RequestPool(shape, size, la.seed)
     on = list(a.on_set or DEFAULT_ON)
-    configs = {"off": list(a.server_set), "on": on + list(a.server_set)}
+    configs = {"off": list(a.off_set) + list(a.server_set), "on": on + list(a.server_set)}
     runs = []
     for rnd in range(a.rounds):
         for name in ("off", "on") if rnd % 2 == 0 else ("on", "off"):
@@ -483,8 +486,9 @@ def run_ingest_ab(a: argparse.Namespace) -> dict:
 
 
 def format_ab(r: dict) -> str:
-    lines = ["ingest throughput, sampling off vs on (same request pool, "
+    lines = ["ingest throughput, 'off' vs 'on' settings (same request pool, "
              f"{r['load']['concurrency']} connections, {'flat out' if not r['load']['rate'] else r['load']['rate']}):",
+             f"  off = {' '.join(r['settings']['off']) or '(defaults)'}",
              f"  on = {' '.join(r['settings']['on'])}",
              f"  {'round':>5} {'config':>6} {'spans/s':>12} {'CPU %':>7} {'CPU µs/span':>11} {'p99 ms':>8} "
              f"{'busy':>5} {'RSS MB':>7}"]
