@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from collector.correlation import parse_links
 from collector.errors import ConfigError
 
 KiB = 1 << 10
@@ -281,6 +282,49 @@ class AnalyticsConfig:
 
 
 @dataclass(frozen=True)
+class CorrelationConfig:
+    """Link templates rendered per trace and span (collector/correlation.py, docs/correlation.md)."""
+
+    links: tuple = ()  # [[correlation.links]] tables: name, url, scope ("trace" | "span"), when
+    max_span_links: int = 50_000  # span links one /api/v1/traces/{id}/links answer holds at most
+    max_url_length: int = 8192  # a rendered URL longer than this is left out
+
+    def validate(self) -> None:
+        _positive("correlation", "max_span_links", self.max_span_links)
+        _positive("correlation", "max_url_length", self.max_url_length)
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """Alert rules evaluated on the RED metrics and their webhooks (collector/analytics/alerts.py,
+    docs/alerting.md).  Alerting runs when ``analytics.enabled`` is true."""
+
+    enabled: bool = True  # evaluate the rules of DATA_DIR/alerts/rules.json
+    evaluation_interval_s: float = 15.0  # every rule is evaluated this often
+    default_webhook: str = ""  # where rules without webhooks of their own notify (empty: nowhere)
+    external_url: str = ""  # base URL of the query port in notifications (empty: http://host:port)
+    webhook_timeout_s: float = 10.0  # one delivery attempt waits this long for an answer
+    max_retries: int = 5  # a failed delivery is tried again at most this many times
+    retry_backoff_s: float = 1.0  # wait before the first retry; doubled for each later one
+    repeat_interval_s: float = 4 * 3600.0  # a firing alert is notified again this often
+    max_queue: int = 1000  # deliveries waiting (or being retried) at most; past it new ones are dropped
+    delivery_workers: int = 2  # threads delivering notifications
+    max_rules: int = 1000
+    max_history: int = 10_000  # transitions and delivery attempts kept (DATA_DIR/alerts/history.jsonl)
+
+    def validate(self) -> None:
+        for name in ("evaluation_interval_s", "webhook_timeout_s", "retry_backoff_s", "repeat_interval_s",
+                     "max_queue", "delivery_workers", "max_rules", "max_history"):
+            _positive("alerting", name, getattr(self, name))
+        if self.max_retries < 0:
+            raise ConfigError(f"alerting.max_retries: must be >= 0, got {self.max_retries}")
+        for name in ("default_webhook", "external_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("http://", "https://")):
+                raise ConfigError(f"alerting.{name}: must be an http:// or https:// URL, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     otlp: OtlpConfig = field(default_factory=OtlpConfig)
@@ -293,6 +337,8 @@ class Config:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    correlation: CorrelationConfig = field(default_factory=CorrelationConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
 
     def validate(self) -> None:
         for f in dataclasses.fields(self):
@@ -358,6 +404,9 @@ def _apply(values: dict[str, dict[str, Any]], key: str, raw: Any) -> None:
     kinds = _field_kinds(section)
     if name not in kinds:
         raise ConfigError(f"{key}: unknown key (known in [{section}]: {', '.join(kinds)})")
+    if key == "correlation.links":  # TOML tables, or a TOML inline array as text (env, --set)
+        values.setdefault(section, {})[name] = parse_links(key, raw)
+        return
     values.setdefault(section, {})[name] = _coerce(key, raw, kinds[name])
 
 

@@ -22,6 +22,7 @@ from hypercorn.config import Config as HypercornConfig
 from collector.analytics import RedMetrics, SeriesStore
 from collector.analytics.graph import EdgeTracker
 from collector.analytics.series import AnalyticsCollector
+from collector.analytics.spanmetrics import SpanMetrics
 from collector.config import Config
 from collector.ingest import Ingest
 from collector.metrics import Metrics
@@ -104,8 +105,13 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             log.warning("analytics.retention_s (%s) < store.cold_window_s (%s): metrics go before the "
                         "traces they count", config.analytics.retention_s, config.store.cold_window_s)
     edges = EdgeTracker.from_config(analytics, config) if analytics is not None else None
+    red = RedMetrics(analytics) if analytics is not None else None
+    if red is not None:  # the same counts on /metrics under the span-metrics connector's names
+        span_metrics = SpanMetrics(analytics, config.analytics.max_series)
+        red.hooks.append(span_metrics.observe)
+        metrics.registry.register(span_metrics)
     ingest = Ingest(config, writer, metrics, sampling if writer is not None else None,
-                    red=RedMetrics(analytics) if analytics is not None else None, edges=edges)
+                    red=red, edges=edges)
 
     grpc_server, grpc_port = await otlp_grpc.start(ingest, config.otlp, host, config.otlp.grpc_port)
     otlp_http_listener = await otlp_http.start(ingest, config.otlp, host, config.otlp.http_port)
@@ -119,10 +125,19 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     from query.app import create_app  # the query side is downstream of the collector
 
     reader = store if store is not None else _EmptyReader()
+    alerts = None
+    if analytics is not None and config.alerting.enabled:
+        from collector.analytics.alerts import Alerting
+        alerts = await loop.run_in_executor(None, Alerting, config, analytics, store, data_dir)
     app = create_app(config, reader, metrics, ready=lambda: ready, sampling=sampling,
-                     lifecycle=lifecycle, writer=writer, analytics=analytics)
+                     lifecycle=lifecycle, writer=writer, analytics=analytics, alerts=alerts)
     qsock = _bind(host, config.query.port, "query.port")
     query_port = qsock.getsockname()[1]
+    if alerts is not None:
+        if not alerts.external_url:  # links in notifications lead back to this query port
+            public = socket.gethostname() if host in ("0.0.0.0", "::") else host
+            alerts.external_url = f"http://{f'[{public}]' if ':' in public else public}:{query_port}"
+        alerts.start()
     hconf = HypercornConfig()
     hconf.bind = [f"fd://{qsock.fileno()}"]
     hconf.accesslog = None
@@ -163,6 +178,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             await asyncio.wait_for(query_task, timeout=10)
         except (asyncio.TimeoutError, Exception):
             log.warning("query server did not stop cleanly")
+        if alerts is not None:  # deliveries still waiting are recorded as abandoned
+            await loop.run_in_executor(None, alerts.close)
         if edges is not None:
             edges.close()
         if analytics is not None:  # the last metrics gathered are written

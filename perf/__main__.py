@@ -6,8 +6,8 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from perf import (cold_bench, decode_bench, loadgen, sampling_bench, search_bench, thrift_bench,
-                      ui_bench, zipkin_bench)
+    from perf import (cold_bench, decode_bench, loadgen, metrics_bench, sampling_bench, search_bench,
+                      thrift_bench, ui_bench, zipkin_bench)
 
     parser = argparse.ArgumentParser(prog="clew-perf", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     cold_bench.add_arguments(p)
     p.set_defaults(func=cold_bench.run)
+    p = sub.add_parser("metrics", help="7-day metrics query of one service over 500 services' series",
+                       description=(metrics_bench.__doc__ or "").strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    metrics_bench.add_arguments(p)
+    p.set_defaults(func=metrics_bench.run)
     p = sub.add_parser("ui", help="web UI in Chromium: big traces and search to interactive, screenshots",
                        description=(ui_bench.__doc__ or "").strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)

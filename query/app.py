@@ -18,7 +18,8 @@ from quart.json.provider import DefaultJSONProvider
 
 from collector.config import Config
 from collector.metrics import Metrics
-from query import analytics_api, jaeger_api, openapi, sampling_api, storage_api, tempo_api, zipkin_api
+from query import (alerts_api, analytics_api, correlation_api, jaeger_api, metrics_api, openapi, sampling_api,
+                   storage_api, tempo_api, zipkin_api)
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -40,7 +41,7 @@ class FastJSON(DefaultJSONProvider):
 
 def create_app(config: Config, reader, metrics: Metrics,
                ready: Callable[[], bool] = lambda: True, sampling=None, lifecycle=None,
-               writer=None, analytics=None) -> Quart:
+               writer=None, analytics=None, alerts=None) -> Quart:
     app = Quart("clew", static_folder=None)
     app.json = FastJSON(app)
     app.json.sort_keys = False  # keep each API's documented field order
@@ -50,6 +51,9 @@ def create_app(config: Config, reader, metrics: Metrics,
     app.register_blueprint(zipkin_api.blueprint(config, reader))
     app.register_blueprint(tempo_api.blueprint(config, reader))
     app.register_blueprint(analytics_api.blueprint(config, reader, analytics))
+    app.register_blueprint(alerts_api.blueprint(config, alerts))
+    app.register_blueprint(metrics_api.blueprint(config, reader, analytics))
+    app.register_blueprint(correlation_api.blueprint(config, reader, lifecycle))
     app.register_blueprint(openapi.blueprint(config, reader, sampling=sampling is not None,
                                              storage=lifecycle is not None))
     if sampling is not None:
@@ -81,6 +85,8 @@ def create_app(config: Config, reader, metrics: Metrics,
     @app.get("/compare")
     @app.get("/graph")
     @app.get("/open")
+    @app.get("/performance")
+    @app.get("/alerts")
     async def index(trace_id: str | None = None):
         """The web UI: one page; the browser's router shows the view the path names."""
         response = await send_from_directory(ui_dir, "index.html")

@@ -18,8 +18,9 @@ from importlib import metadata
 
 from quart import Blueprint, jsonify
 
+from collector.analytics import alerts
 from collector.store.criteria import KINDS
-from query import analytics_api, jaeger_api, storage_api, tempo_api, zipkin_api
+from query import alerts_api, analytics_api, jaeger_api, storage_api, tempo_api, zipkin_api
 from query.params import MAX_LIMIT
 
 __all__ = ["blueprint", "document", "OPENAPI_VERSION"]
@@ -47,8 +48,15 @@ TAGS = [
     {"name": "Sampling", "description": "Clew's sampling settings and statistics. See docs/sampling.md."},
     {"name": "Storage", "description": "Clew's storage tiers, incidents and pins, deletion and the audit "
                                        "log. See docs/api-storage.md."},
+    {"name": "Metrics", "description": "RED metrics counted at ingest before sampling: series, comparison "
+                                       "and exports. See docs/api-analytics.md."},
     {"name": "Trace structure", "description": "Critical paths of traces and the service graph paired at "
                                                "ingest. See docs/analytics.md."},
+    {"name": "Correlation", "description": "Links from a trace and its spans to other tools (logs, "
+                                           "dashboards, trackers), rendered from configured templates, and "
+                                           "the trace's incidents. See docs/correlation.md."},
+    {"name": "Alerting", "description": "Alert rules on the RED metrics, their state, history and "
+                                        "webhooks. See docs/alerting.md."},
 ]
 
 
@@ -736,6 +744,10 @@ def _operation_paths() -> dict:
         "/graph": {"get": _op(tags, "uiGraph", "The web UI's service graph.", {"200": ui_page})},
         "/open": {"get": _op(tags, "uiOpen", "The web UI's file viewer (files never leave the browser).",
                              {"200": ui_page})},
+        "/performance": {"get": _op(tags, "uiPerformance", "The web UI's service performance page (RED metrics "
+                                    "over time; the query string holds the view).", {"200": ui_page})},
+        "/alerts": {"get": _op(tags, "uiAlerts", "The web UI's alert rules, their state and history.",
+                               {"200": ui_page})},
         "/ui/{name}": {"get": _op(tags, "uiFile", "A static file of the web UI (modules, styles).", {
             "200": {"description": "The file.", "content": {
                 media: {"schema": {"type": "string"}} for media in ("text/javascript", "text/css", "text/html",
@@ -1124,6 +1136,310 @@ def _structure_paths() -> dict:
     }
 
 
+def _correlation_paths() -> dict:
+    """The route of ``correlation_api``: link templates rendered for one trace (schemas inline)."""
+    tags = ["Correlation"]
+    link = _obj({"name": {"type": "string", "description": "the template's name"},
+                 "url": {"type": "string", "format": "uri", "pattern": "^https?://"}},
+                ["name", "url"])
+    ns_text = {"type": "string", "pattern": "^[0-9]+$", "description": "epoch nanoseconds, decimal"}
+    incident = _obj({
+        "id": {"type": "string"}, "title": {"type": "string"},
+        "link": {"type": ["string", "null"], "description": "the incident's URL, if it has one"},
+        "created": {"type": "string", "format": "date-time"},
+    }, ["id", "title", "link", "created"])
+    answer = _obj({
+        "traceId": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "start": {**ns_text, "description": "the earliest span start (epoch ns, decimal)"},
+        "end": {**ns_text, "description": "the latest span end (epoch ns, decimal)"},
+        "trace": _array(link, description="the trace templates that rendered, in configuration order"),
+        "spans": {"type": "object", "additionalProperties": _array(link),
+                  "description": "span ID (16 hex digits) → the span templates that rendered for it; "
+                                 "spans without any are left out"},
+        "spansTruncated": {"type": "boolean", "description": "more span links than "
+                                                            "`correlation.max_span_links`: later spans left out"},
+        "incidents": _array(incident, description="the incidents listing this trace, oldest first"),
+    }, ["traceId", "start", "end", "trace", "spans", "spansTruncated", "incidents"],
+        "Rendered links and incidents of one trace.")
+    return {
+        "/api/v1/traces/{trace_id}/links": {"get": _op(
+            tags, "getTraceLinks", "Links to other tools for one trace and its spans, and its incidents.", {
+                "200": _json(answer, "The rendered links and the incidents."),
+                "400": _json(_ref("ApiV3Error"), "A bad trace or span ID; the message names it."),
+                "404": _json(_ref("ApiV3Error"), "No such trace."),
+            }, [_path("trace_id", _TRACE_ID, _TRACE_ID_PATH_DOC),
+                _q("spanId", {"type": "string", "format": "hex", "pattern": "^[0-9a-fA-F]{16}$"},
+                   "Render the span templates for this span only.")],
+            description="The `[[correlation.links]]` templates of the configuration rendered for the "
+                        "trace (scope `trace`) and for each span (scope `span`); a template naming an "
+                        "attribute a span lacks is not rendered for it.")},
+    }
+
+
+def _metrics_paths() -> dict:
+    """Routes of ``metrics_api``: RED series, comparison, Jaeger's Monitor API, search export."""
+    tags = ["Metrics"]
+    when = {"type": "string", "examples": ["1735689600", "2025-01-01T00:00:00Z"]}
+    ms = {"type": ["number", "null"], "minimum": 0, "description": "milliseconds; null without calls"}
+    rate = {"type": "number", "minimum": 0, "description": "calls per second"}
+    err_rate = {"type": ["number", "null"], "minimum": 0, "maximum": 1, "description": "errors / calls; null without calls"}
+    count = {"type": "integer", "minimum": 0}
+    stats = {"calls": count, "errors": count, "errorRate": err_rate, "rate": rate}
+    q_note = "plus one field per asked quantile (`p50`, `p95`, `p99`, `p99.9`…): ms, null without calls"
+    point = {**_obj({"t": {"type": "integer", "description": "the step's start, unix seconds"}, **stats},
+                    ["t", "calls", "errors", "errorRate", "rate"]), "additionalProperties": ms,
+             "description": f"One step: {q_note}."}
+    totals = {**_obj(stats, ["calls", "errors", "errorRate", "rate"]), "additionalProperties": ms,
+              "description": f"Over all the steps listed: {q_note}."}
+    series = _obj({
+        "operation": {"type": ["string", "null"], "description": "the group's (or the filter's) operation"},
+        "kind": {"type": ["string", "null"], "enum": [*KINDS, None]},
+        "totals": totals, "points": _array(point),
+    }, ["operation", "kind", "totals", "points"])
+    answer = _obj({
+        "service": {"type": "string"}, "operation": {"type": ["string", "null"]},
+        "kind": {"type": ["string", "null"]},
+        "groupBy": {"type": ["string", "null"], "enum": ["operation", "kind", "operation,kind", None]},
+        "from": {"type": "integer", "description": "unix seconds"}, "to": {"type": "integer"},
+        "step": {"type": "integer", "minimum": 1, "description": "seconds"},
+        "quantiles": _array({"type": "number"}),
+        "series": _array(series, description="busiest first; exactly one without groupBy"),
+    }, ["service", "operation", "kind", "groupBy", "from", "to", "step", "quantiles", "series"])
+    csv_text = {"type": "string", "description": "CSV with a header row (RFC 4180, CRLF line ends)"}
+    side = {**_obj({"calls": count, "rate": rate, "errorRate": err_rate, "p50": ms, "p95": ms, "p99": ms},
+                   ["calls", "rate", "errorRate", "p50", "p95", "p99"])}
+    num_or_null = {"type": ["number", "null"]}
+    row = _obj({
+        "service": {"type": "string"}, "operation": {"type": "string"}, "kind": {"type": "string"},
+        "baseline": side, "current": side,
+        "delta": _obj({k: num_or_null for k in ("calls", "rate", "errorRate", "p50", "p95", "p99")},
+                      description="current − baseline (null when either is null)"),
+        "relative": _obj({k: num_or_null for k in ("calls", "rate", "p50", "p95", "p99")},
+                         description="(current − baseline) / baseline (null when the baseline is 0 or null)"),
+        "regression": {"type": "boolean"},
+        "reasons": _array({"type": "string", "enum": ["p95", "errorRate"]}),
+    }, ["service", "operation", "kind", "baseline", "current", "delta", "relative", "regression", "reasons"])
+    comparison = _obj({
+        "baselineFrom": {"type": "integer"}, "baselineTo": {"type": "integer"},
+        "from": {"type": "integer"}, "to": {"type": "integer"},
+        "threshold": {"type": "number"}, "minCalls": count, "errorThreshold": {"type": "number"},
+        "regressions": count, "rows": _array(row, description="regressions first, worst first"),
+    }, ["baselineFrom", "baselineTo", "from", "to", "threshold", "minCalls", "errorThreshold", "regressions",
+        "rows"])
+    family = _obj({
+        "name": {"type": "string", "examples": ["service_latencies", "service_operation_call_rate"]},
+        "type": {"const": "GAUGE"}, "help": {"type": "string"},
+        "metrics": _array(_obj({
+            "labels": _array(_obj({"name": {"type": "string", "enum": ["operation", "service_name"]},
+                                   "value": {"type": "string"}}, ["name", "value"])),
+            "metricPoints": _array(_obj({
+                "gaugeValue": _obj({"doubleValue": {"type": "number"}}, ["doubleValue"]),
+                "timestamp": {"type": "string", "format": "date-time"},
+            }, ["gaugeValue", "timestamp"])),
+        }, ["labels", "metricPoints"])),
+    }, ["name", "type", "help", "metrics"], "Jaeger's MetricFamily (api_v2/metrics) as JSON.")
+    error = _json(_ref("ApiV3Error"), "A bad parameter; the message names it.")
+    off = _json(_ref("ApiV3Error"), "Metrics are off (`analytics.enabled = false`).")
+    j_off = _json(_ref("JaegerErrorResponse"), "Metrics are off (`analytics.enabled = false`), as Jaeger "
+                                               "answers without a metrics store.")
+    range_params = [_q("from", when, "Unix seconds or RFC 3339 (default: an hour before `to`)."),
+                    _q("to", when, "Unix seconds or RFC 3339 (default: now).")]
+    fmt = _q("format", {"type": "string", "enum": ["json", "csv"], "default": "json"}, "Answer format.")
+    kind = _q("kind", {"type": "string", "examples": [*KINDS, "SPAN_KIND_SERVER"]},
+              "Only this span kind (`server`… or `SPAN_KIND_SERVER`); default every kind.")
+    jaeger_params = [
+        _q("service", {"type": "string"}, "Service name (at least one).", required=True, repeat=True),
+        _q("groupByOperation", _GO_BOOL, "One metric per service and operation (default false)."),
+        _q("spanKind", {"type": "string", "enum": [*(f"SPAN_KIND_{k.upper()}" for k in KINDS), *KINDS]},
+           "Span kinds counted (default SPAN_KIND_SERVER; `server` style taken too).", repeat=True),
+        _q("endTs", {"type": "integer", "minimum": 0}, "End of the range, unix ms (default now)."),
+        _q("lookback", {"type": "integer", "minimum": 1}, "Range length, ms (default 3600000)."),
+        _q("step", {"type": "integer", "minimum": 1}, "Between points, ms (default 5000)."),
+        _q("ratePer", {"type": "integer", "minimum": 1, "maximum": 86_400_000},
+           "The window each point is computed over, ms (default 600000)."),
+    ]
+    monitor = "Each point at t covers the one-minute buckets starting in [t − ratePer, t)."
+    return {
+        "/api/v1/metrics": {"get": _op(
+            tags, "getMetrics", "RED time series of a service: calls, errors, rate, latency quantiles.", {
+                "200": {"description": "The series (JSON, or CSV with `format=csv`: one row per series and step).",
+                        "content": {"application/json": {"schema": answer}, "text/csv": {"schema": csv_text}}},
+                "400": error, "503": off,
+            }, [_q("service", {"type": "string"}, "Service name.", required=True),
+                _q("operation", {"type": "string"}, "Only this operation (default: all merged)."), kind,
+                _q("groupBy", {"type": "string", "enum": ["operation", "kind", "operation,kind"]},
+                   "One series per operation and/or kind."),
+                *range_params,
+                _q("step", {"type": "string", "examples": ["60", "5m", "1h"]},
+                   "Seconds or a duration, at least `analytics.bucket_s` (default: the smallest of 1m, 2m, "
+                   "5m, 10m, 15m, 30m, 1h, 2h, 3h, 6h, 12h, 1d, 7d giving at most 300 points)."),
+                _q("quantiles", {"type": "string", "examples": ["0.5,0.95,0.99"]},
+                   "Comma-separated quantiles in (0, 1] (default 0.5,0.95,0.99; at most 10)."), fmt],
+            description="Steps are aligned to multiples of `step` since the epoch: the first holds `from`, "
+                        "the last the instant before `to`. Counts come from every span received, before "
+                        "sampling; quantiles are within 0.5 %.")},
+        "/api/v1/metrics/compare": {"get": _op(
+            tags, "compareMetrics", "Two time ranges per service and operation: deltas and regressions.", {
+                "200": _json(comparison, "One row per series with calls in either range."),
+                "400": error, "503": off,
+            }, [*range_params,
+                _q("baselineFrom", when, "Start of the baseline (with `baselineTo`)."),
+                _q("baselineTo", when, "End of the baseline (with `baselineFrom`)."),
+                _q("baseline", {"type": "string", "examples": ["1h", "1d", "7d"]},
+                   "Instead: the baseline is [from, to) moved back by this (default: to − from, "
+                   "the range just before)."),
+                _q("service", {"type": "string"}, "Only this service (default: all)."), kind,
+                _q("threshold", {"type": "number", "minimum": 0, "default": 0.2},
+                   "Relative p95 rise flagged (0.2 = 20 %)."),
+                _q("minCalls", {"type": "integer", "minimum": 0, "default": 20},
+                   "Calls both ranges need before anything is flagged."),
+                _q("errorThreshold", {"type": "number", "minimum": 0, "maximum": 1, "default": 0.05},
+                   "Error-rate rise flagged (0.05 = 5 percentage points).")])},
+        **{f"/api/metrics/{what}": {"get": _op(
+            ["Jaeger v1"], f"jaegerMetrics{what.capitalize()}", summary, {
+                "200": _json(family, "One metric per service (and operation) with data."),
+                "400": _J400, "501": j_off,
+            }, ([_q("quantile", {"type": "number", "minimum": 0, "maximum": 1}, "The quantile, e.g. 0.95.",
+                    required=True)] if what == "latencies" else []) + jaeger_params, description=monitor)}
+           for what, summary in (("latencies", "Jaeger Monitor: a latency quantile in ms."),
+                                 ("calls", "Jaeger Monitor: calls per second."),
+                                 ("errors", "Jaeger Monitor: errors as a fraction of calls."))},
+        "/api/metrics/minstep": {"get": _op(
+            ["Jaeger v1"], "jaegerMetricsMinStep", "Jaeger Monitor: the smallest useful step, ms.", {
+                "200": _json(_envelope_of({"type": "integer", "minimum": 1}), "`analytics.bucket_s` in ms."),
+                "501": j_off})},
+        "/api/v1/export/traces": {"get": _op(
+            tags, "exportTraces", "The summaries of a search's traces as CSV or JSON.", {
+                "200": {"description": "One row per trace: traceId, rootService, rootOperation, start (RFC 3339), "
+                                       "durationMs, spans, errors, services (`;`-separated in CSV).",
+                        "content": {"application/json": {"schema": _obj({"traces": _array(_obj({
+                            "traceId": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                            "rootService": {"type": "string"}, "rootOperation": {"type": "string"},
+                            "start": {"type": "string", "format": "date-time"},
+                            "durationMs": {"type": "number", "minimum": 0}, "spans": count, "errors": count,
+                            "services": _STRINGS,
+                        }, ["traceId", "rootService", "rootOperation", "start", "durationMs", "spans", "errors",
+                            "services"]))}, ["traces"])}, "text/csv": {"schema": csv_text}}},
+                "400": error,
+            }, [_q("query.startTimeMin", _RFC3339, "Earliest start of a matching span (default, when neither "
+                   "bound is given: an hour ago)."),
+                _q("query.startTimeMax", _RFC3339, "Latest start of a matching span (default: now)."),
+                *[p for p in _jaeger_paths()["/api/v3/trace-summaries"]["get"]["parameters"]
+                  if p["name"] not in ("query.startTimeMin", "query.startTimeMax")],
+                _q("limit", _LIMIT, "Traces listed (default 100, or `query.searchDepth`)."), fmt])},
+    }
+
+
+def _alerting_paths() -> dict:
+    """Routes of ``alerts_api``: alert rules, their state and history (schemas inline)."""
+    tags = ["Alerting"]
+    when = {"type": ["string", "null"], "format": "date-time", "examples": ["2024-01-02T03:04:05.123Z"]}
+    duration = {"type": ["string", "number"],
+                "description": "text such as `30s`, `5m`, `1h30m`, `1d`, `250ms`, or a number of seconds",
+                "examples": ["5m", "30s", "1h", 90]}
+    strings = {"type": "object", "additionalProperties": {"type": "string"}}
+    rule_id = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$", "examples": ["checkout-errors"]}
+    maybe_num = {"type": ["number", "null"]}
+    maybe_text = {"type": ["string", "null"]}
+    props = {
+        "id": {**rule_id, "description": "absent on POST: one is made up (`rule-` and 12 hex digits)"},
+        "name": {"type": "string", "minLength": 1, "maxLength": alerts.MAX_TEXT,
+                 "description": "the alert's name (label `alertname`)"},
+        "type": {"type": "string", "enum": list(alerts.RULE_TYPES)},
+        "service": {"type": "string", "minLength": 1, "maxLength": alerts.MAX_TEXT},
+        "operation": {**maybe_text, "description": "only this span name (null: every operation)"},
+        "kind": {"type": ["string", "null"], "enum": [*KINDS, None], "description": "only this span kind"},
+        "threshold": {**maybe_num, "description": "error_rate: a ratio 0..1; latency: milliseconds; "
+                                                  "throughput_drop: calls per second"},
+        "quantile": {**maybe_num, "minimum": 0, "maximum": 1,
+                     "description": "latency and latency_spike (default 0.95)"},
+        "factor": {**maybe_num, "minimum": 1, "description": "latency_spike: fire above factor × the baseline"},
+        "fraction": {**maybe_num, "minimum": 0, "maximum": 1,
+                     "description": "throughput_drop: fire below fraction × the baseline's rate"},
+        "baseline": {**maybe_text, "examples": ["previous", "1d", "7d"],
+                     "description": "`previous` (the `baselineWindow` just before the window, the default) "
+                                    "or an offset: the same window that long ago"},
+        "baselineWindow": {"type": ["string", "number", "null"], "description": "with baseline `previous` "
+                                                                                "(default 1h)"},
+        "window": {**duration, "description": "the evaluation window (default 5m; at least analytics.bucket_s, "
+                                              "at most 24h)"},
+        "for": {**duration, "description": "how long the condition must hold before firing (default 0: at once)"},
+        "minCalls": {"type": ["integer", "null"], "minimum": 1,
+                     "description": "fewer calls in the window (or baseline): the condition is false (default 1)"},
+        "labels": {**strings, "description": "added to the alert's labels (`severity` defaults to warning)"},
+        "annotations": {**strings, "description": "added to (or replacing) the alert's annotations"},
+        "webhooks": _array({"type": "string", "description": "an http or https URL"},
+                           maxItems=alerts.MAX_WEBHOOKS, description="empty: `alerting.default_webhook`"),
+        "enabled": {"type": "boolean", "default": True},
+    }
+    rule = _obj(props, ["id", "name", "type", "service", "window", "for", "labels", "annotations", "webhooks",
+                        "enabled"], "An alert rule, with every default filled in.")
+    rule_in = _obj(props, ["name", "type", "service"], "An alert rule (`threshold`, `factor` or `fraction` "
+                                                         "as its type needs).")
+    alert = _obj({
+        "ruleId": rule_id, "name": {"type": "string"}, "type": {"type": "string", "enum": list(alerts.RULE_TYPES)},
+        "service": {"type": "string"}, "operation": maybe_text, "kind": maybe_text, "enabled": {"type": "boolean"},
+        "state": {"type": "string", "enum": ["inactive", "pending", "firing"]},
+        "since": {**when, "description": "entered this state"},
+        "activeAt": {**when, "description": "the condition became true"},
+        "value": {**maybe_num, "description": "last value evaluated, in `unit`"},
+        "threshold": {**maybe_num, "description": "what the value was compared with"},
+        "baseline": {**maybe_num, "description": "the baseline's quantile (ms) or rate (calls/s)"},
+        "unit": {"type": "string", "enum": sorted(set(alerts.UNITS.values()))},
+        "calls": {"type": "integer", "minimum": 0, "description": "calls in the window"},
+        "lastEvaluation": when, "lastError": maybe_text,
+        "exampleTraceIds": _array({"type": "string", "pattern": "^[0-9a-f]{32}$"}, maxItems=alerts.EXAMPLES),
+        "lastNotification": when,
+    }, ["ruleId", "name", "type", "service", "state", "since", "value", "exampleTraceIds"])
+    entry = _obj({
+        "time": {"type": "string", "format": "date-time"},
+        "event": {"type": "string", "enum": ["transition", "notification", "rule"]},
+        "ruleId": rule_id, "name": {"type": "string"},
+        "from": {"type": "string", "description": "transition: inactive, pending or firing"},
+        "to": {"type": "string", "description": "transition: pending, firing, resolved or inactive"},
+        "value": maybe_num, "threshold": maybe_num,
+        "status": {"type": "string", "enum": ["firing", "resolved"], "description": "notification"},
+        "webhook": {"type": "string"}, "attempt": {"type": "integer", "minimum": 0},
+        "outcome": {"type": "string", "enum": ["delivered", "retrying", "failed", "dropped", "abandoned"]},
+        "httpStatus": {"type": "integer"}, "error": maybe_text,
+        "action": {"type": "string", "enum": ["create", "update", "delete"], "description": "rule"},
+    }, ["time", "event", "ruleId"], "One transition, notification attempt or rule change.")
+    error = _json(_ref("ApiV3Error"), "A bad body or parameter; the message names the field.")
+    off = _json(_ref("ApiV3Error"), "Alerting is off (`analytics.enabled` or `alerting.enabled` false).")
+    missing = _json(_ref("ApiV3Error"), "No such rule.")
+    rule_path = _path("rule_id", {"type": "string"}, "The rule's ID.")
+    return {
+        "/api/v1/alerts/rules": {
+            "get": _op(tags, "listAlertRules", "Every alert rule.", {
+                "200": _json(_obj({"rules": _array(rule)}, ["rules"]), "In the order they were added."),
+                "503": off}),
+            "post": _op(tags, "createAlertRule", "Add an alert rule.", {
+                "201": _json(rule, "Added."), "400": error,
+                "409": _json(_ref("ApiV3Error"), "A rule of that `id` exists."), "503": off,
+            }, body=_body(rule_in, "The rule.")),
+        },
+        "/api/v1/alerts/rules/{rule_id}": {
+            "get": _op(tags, "getAlertRule", "One alert rule.", {
+                "200": _json(rule, "The rule."), "404": missing, "503": off}, [rule_path]),
+            "put": _op(tags, "replaceAlertRule", "Replace an alert rule.", {
+                "200": _json(rule, "Replaced; the state carries over when the condition is unchanged."),
+                "400": error, "404": missing, "503": off,
+            }, [rule_path], body=_body(rule_in, "The whole rule (`id`, when given, must be the path's).")),
+            "delete": _op(tags, "deleteAlertRule", "Remove an alert rule (a firing alert is resolved).", {
+                "200": _json(rule, "The rule removed."), "404": missing, "503": off}, [rule_path]),
+        },
+        "/api/v1/alerts": {"get": _op(tags, "listAlerts", "The state of every rule: inactive, pending or firing.", {
+            "200": _json(_obj({"alerts": _array(alert)}, ["alerts"]), "In rule order."), "503": off})},
+        "/api/v1/alerts/history": {"get": _op(
+            tags, "getAlertHistory", "Transitions, notification attempts and rule changes, newest first.", {
+                "200": _json(_obj({"entries": _array(entry)}, ["entries"]), "Newest first."),
+                "400": error, "503": off,
+            }, [_q("limit", {"type": "integer", "minimum": 1, "default": alerts_api.DEFAULT_HISTORY},
+                   "Entries at most (up to `alerting.max_history`)."),
+                _q("ruleId", {"type": "string", "maxLength": 128}, "Only this rule's entries.")])},
+    }
+
+
 # --------------------------------------------------------------------------- document
 
 
@@ -1134,7 +1450,7 @@ def document(sampling: bool = True, storage: bool = True) -> dict:
     (``storage_api``; every server that stores spans does, a null sink does not)."""
     paths = {**_operation_paths(), **_jaeger_paths(), **_zipkin_paths(), **_tempo_paths(),
              **(_sampling_paths() if sampling else {}), **(_storage_paths() if storage else {}),
-             **_structure_paths()}
+             **_structure_paths(), **_correlation_paths(), **_metrics_paths(), **_alerting_paths()}
     return copy.deepcopy({  # the builders share parameter and schema dicts
         "openapi": OPENAPI_VERSION,
         "jsonSchemaDialect": JSON_SCHEMA_DIALECT,

@@ -67,10 +67,11 @@ def json_shape(value):
 class Server:
     """A ``clew serve`` subprocess; ports come from DATA_DIR/ports.json."""
 
-    def __init__(self, data_dir: Path, *settings: str, env: dict | None = None):
+    def __init__(self, data_dir: Path, *settings: str, env: dict | None = None, config: Path | None = None):
         self.data_dir = Path(data_dir)
         self.settings = list(settings)
         self.env = env
+        self.config = config  # a TOML file passed as --config
         self.proc: subprocess.Popen | None = None
         self.ports: dict = {}
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
@@ -82,6 +83,8 @@ class Server:
             args += [flag, "0"]
         for s in self.settings:
             args += ["--set", s]
+        if self.config is not None:
+            args += ["--config", str(self.config)]
         env = dict(os.environ, **(self.env or {}))
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -10,6 +10,8 @@ const ROUTES = [
   [/^\/compare$/, "compare"],
   [/^\/graph$/, "graph"],
   [/^\/open$/, "open"],
+  [/^\/performance$/, "performance"],
+  [/^\/alerts$/, "alerts"],
 ];
 
 const main = document.getElementById("main");

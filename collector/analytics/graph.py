@@ -45,6 +45,49 @@ DEFAULT_MAX_PENDING = 100_000
 SWEEP_INTERVAL_S = 1.0
 
 
+_ROLE = np.zeros(256, np.uint8)  # span kind → its half: 1 client/producer, 2 server/consumer
+_ROLE[[KIND_CLIENT, KIND_PRODUCER]] = 1
+_ROLE[[KIND_SERVER, KIND_CONSUMER]] = 2
+
+
+def _take(spans: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``spans[idx]``, copying whole rows as raw bytes (far cheaper than field by field)."""
+    if spans.ndim == 1 and spans.flags.c_contiguous:
+        return spans.view(np.dtype((np.void, spans.dtype.itemsize)))[idx].view(spans.dtype)
+    return spans[idx]
+
+
+_KEY_DTYPE = np.dtype([("t", "V16"), ("s", "V8")])
+
+
+def _keys(rows: np.ndarray, id_field: str) -> np.ndarray:
+    """The 24-byte pairing keys (trace ID + span ID) of span rows, as one void array."""
+    keys = np.empty(len(rows), dtype=_KEY_DTYPE)
+    keys["t"] = rows["trace_id"]
+    keys["s"] = rows[id_field]
+    return keys.view("V24")
+
+
+_H1 = np.uint64(0x9E3779B97F4A7C15)
+_H2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def _hash(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each 24-byte key (for sorting and searching; equality is checked on the keys)."""
+    w = keys.view("<u8").reshape(-1, 3)
+    h = w[:, 0] * _H1
+    h ^= w[:, 1]
+    h *= _H2
+    h ^= w[:, 2]
+    return h
+
+
+def _split(keys: np.ndarray) -> list[bytes]:
+    """The keys as ``bytes`` (the waiting tables' keys)."""
+    raw = keys.tobytes()
+    return [raw[i:i + 24] for i in range(0, len(raw), 24)]
+
+
 class EdgeTracker:
     """Pairs client and server halves across batches and records each edge in ``series``."""
 
@@ -77,13 +120,14 @@ class EdgeTracker:
         if now >= self._next_sweep:  # halves past their wait go first: none pairs late
             self._expire(now, edges)
             self._next_sweep = now + SWEEP_INTERVAL_S
+        bulk = None
         if len(spans):
-            kind = spans["kind"]
-            ci = np.flatnonzero((kind == KIND_CLIENT) | (kind == KIND_PRODUCER))
-            si = np.flatnonzero(((kind == KIND_SERVER) | (kind == KIND_CONSUMER)) & (spans["parent_id_len"] > 0))
+            role = _ROLE[spans["kind"]]  # 1 client or producer, 2 server or consumer, else 0
+            ci = np.flatnonzero(role == 1)
+            si = np.flatnonzero((role == 2) & (spans["parent_id_len"] > 0))
             if len(ci) or len(si):
-                self._pair(batch, ci, si, now, edges)
-        self._record(edges)
+                bulk = self._pair(batch, ci, si, now, edges)
+        self._record(edges, bulk)
         if self._timer is None and (self.clients or self.servers):
             self._schedule()
 
@@ -108,48 +152,78 @@ class EdgeTracker:
             self._timer.cancel()
             self._timer = None
 
-    def _pair(self, batch, ci, si, now, edges) -> None:
+    def _pair(self, batch, ci, si, now, edges):
+        """Pairs inside the batch are found in bulk (a sort of the 24-byte keys) and returned as
+        columns for ``_record``; only the halves left over touch the waiting tables in Python."""
         spans = batch.spans
         services = [r[1] or NO_SERVICE for r in batch.resources]
         deadline = now + self.wait_s
-
-        def halves(idx, id_field):
-            rows = spans[idx]
-            keys = np.empty(len(idx), dtype=[("t", "V16"), ("s", "V8")])
-            keys["t"] = rows["trace_id"]
-            keys["s"] = rows[id_field]
-            raw = keys.tobytes()
-            return ([raw[i:i + 24] for i in range(0, len(raw), 24)],
-                    zip([services[r] for r in rows["resource"].tolist()], rows["kind"].tolist(),
-                        rows["start_ns"].tolist(), rows["end_ns"].tolist(),
-                        (rows["status_code"] == STATUS_ERROR).tolist()))
-
-        ckeys, cvals = halves(ci, "span_id")
-        skeys, svals = halves(si, "parent_span_id")
-        here = dict(zip(ckeys, zip(range(len(ckeys)), cvals)))  # this batch's clients by key
-        taken = set()
+        crow, srow = _take(spans, ci), _take(spans, si)
+        ck = _keys(crow, "span_id")
+        sk = _keys(srow, "parent_span_id")
+        # this batch's clients by key (sorted by a 64-bit hash of it; equal hashes are checked
+        # against the keys themselves): the last of equal keys is the one that can pair
+        ch = _hash(ck)
+        cpick = np.argsort(ch, kind="stable")  # per distinct client key, its row in ci
+        uh = ch[cpick]
+        if len(uh) > 1:
+            dup = uh[1:] == uh[:-1]
+            if dup.any():  # equal keys sort in batch order: keep the last of each run
+                ks = ck[cpick]
+                dup &= ks[1:] == ks[:-1]
+                keep = np.ones(len(uh), bool)
+                keep[:-1][dup] = False
+                cpick, uh = cpick[keep], uh[keep]
+        ukeys = ck[cpick]
+        bulk = None
+        srest = np.arange(len(sk))
+        ctaken = np.zeros(len(ukeys), bool)
+        if len(ukeys) and len(sk):
+            pos = np.searchsorted(uh, _hash(sk))
+            np.minimum(pos, len(ukeys) - 1, out=pos)
+            hit = np.flatnonzero(ukeys[pos] == sk)  # a hash collision is no match: paired below
+            if len(hit):
+                # one server per client: the first in the batch takes it
+                slot = pos[hit]
+                s_in = hit
+                if len(slot) > 1:
+                    o = np.argsort(slot, kind="stable")
+                    so = slot[o]
+                    first = np.ones(len(so), bool)
+                    np.not_equal(so[1:], so[:-1], out=first[1:])
+                    if not first.all():
+                        s_in = np.sort(hit[o[first]])
+                        slot = pos[s_in]
+                ctaken[slot] = True
+                keep = np.ones(len(sk), bool)
+                keep[s_in] = False
+                srest = np.flatnonzero(keep)
+                bulk = self._bulk_edges(services, crow[cpick[slot]], srow[s_in])
         waiting_clients, waiting_servers = self.clients, self.servers
-        for key, (service, kind, start, end, error) in zip(skeys, svals):
-            hit = here.get(key)
-            if hit is not None and hit[0] not in taken:
-                taken.add(hit[0])
-                c = hit[1]
-                self._edge(c[0], c[1], c[2], c[3], c[4], service, start, end, error, edges)
-                continue
-            c = waiting_clients.pop(key, None)
-            if c is not None:
-                self._edge(c[1], c[2], c[3], c[4], c[5], service, start, end, error, edges)
-                continue
-            waiting_servers[key] = (deadline, service, kind, start, end, error)
+        if len(srest):
+            rows = srow[srest]
+            vals = zip([services[r] for r in rows["resource"].tolist()], rows["kind"].tolist(),
+                       rows["start_ns"].tolist(), rows["end_ns"].tolist(),
+                       (rows["status_code"] == STATUS_ERROR).tolist())
+            for key, (service, kind, start, end, error) in zip(_split(sk[srest]), vals):
+                c = waiting_clients.pop(key, None)
+                if c is not None:
+                    self._edge(c[1], c[2], c[3], c[4], c[5], service, start, end, error, edges)
+                    continue
+                waiting_servers[key] = (deadline, service, kind, start, end, error)
+        crest = np.sort(cpick[~ctaken])  # clients left over, in batch order
         lone = []
-        for key, (_j, c) in here.items():
-            if _j in taken:
-                continue
-            s = waiting_servers.pop(key, None)
-            if s is not None:
-                self._edge(c[0], c[1], c[2], c[3], c[4], s[1], s[3], s[4], s[5], edges)
-            else:
-                lone.append((key, _j, c))
+        if len(crest):
+            rows = crow[crest]
+            vals = zip([services[r] for r in rows["resource"].tolist()], rows["kind"].tolist(),
+                       rows["start_ns"].tolist(), rows["end_ns"].tolist(),
+                       (rows["status_code"] == STATUS_ERROR).tolist())
+            for key, j, c in zip(_split(ck[crest]), crest.tolist(), vals):
+                s = waiting_servers.pop(key, None)
+                if s is not None:
+                    self._edge(c[0], c[1], c[2], c[3], c[4], s[1], s[3], s[4], s[5], edges)
+                else:
+                    lone.append((key, j, c))
         if lone:
             peers = self._peers(batch, ci[[j for _k, j, _c in lone]])
             for (key, _j, c), peer in zip(lone, peers):
@@ -157,6 +231,42 @@ class EdgeTracker:
         excess = len(waiting_clients) + len(waiting_servers) - self.max_pending
         if excess > 0:
             self._evict(excess, edges)
+        return bulk
+
+    def _bulk_edges(self, services: list, c, s):
+        """Edges of the pairs found inside one batch (client rows ``c``, server rows ``s``): the
+        series ids, start, duration and error columns (same-service pairs counted and dropped)."""
+        index: dict[str, int] = {}
+        svc = np.array([index.setdefault(name, len(index)) for name in services], np.int64)
+        names = list(index)
+        a = svc[c["resource"]]
+        b = svc[s["resource"]]
+        cross = a != b
+        same = len(cross) - int(np.count_nonzero(cross))
+        self.counts["same_service"] += same
+        if same:
+            c, s, a, b = c[cross], s[cross], a[cross], b[cross]
+        n = len(c)
+        self.counts["paired"] += n
+        if not n:
+            return None
+        messaging = (c["kind"] == KIND_PRODUCER).astype(np.int64)
+        triple = (a.astype(np.int64) * len(names) + b) * 2 + messaging
+        ut, inv = np.unique(triple, return_inverse=True)
+        sids = np.empty(len(ut), np.int64)
+        cache = self._ids
+        for i, t in enumerate(ut.tolist()):
+            key = (names[t // 2 // len(names)], names[t // 2 % len(names)], "messaging" if t % 2 else "request")
+            sid = cache.get(key)
+            if sid is None:
+                sid = cache[key] = self.series.series_id((FAMILY, *key))
+            sids[i] = sid
+        c_start = c["start_ns"].astype(np.int64)
+        c_dur = c["end_ns"].astype(np.int64) - c_start
+        s_dur = np.maximum(s["end_ns"].astype(np.int64) - s["start_ns"].astype(np.int64), 0)
+        duration = np.where(c_dur > 0, c_dur, s_dur)
+        error = (c["status_code"] == STATUS_ERROR) | (s["status_code"] == STATUS_ERROR)
+        return sids[inv.reshape(-1)], c_start, duration, error
 
     def _edge(self, client, kind, c_start, c_end, c_err, server, s_start, s_end, s_err, edges) -> None:
         if client == server:
@@ -172,10 +282,17 @@ class EdgeTracker:
         attrs = batch.attrs
         if not len(attrs) or not len(rows):
             return out
-        lengths = {len(k) for k in PEER_ATTRIBUTES}
-        at = np.flatnonzero((attrs["where"] == AT_SPAN) & (attrs["vtype"] == VT_STRING)
-                            & np.isin(attrs["key_len"], list(lengths))
-                            & np.isin(attrs["span"], rows))
+        key_len = attrs["key_len"]
+        m = (attrs["where"] == AT_SPAN) & (attrs["vtype"] == VT_STRING)
+        fit = np.zeros(len(m), bool)
+        for n in {len(k) for k in PEER_ATTRIBUTES}:
+            fit |= key_len == n
+        at = np.flatnonzero(m & fit)
+        if not len(at):
+            return out
+        wanted = np.zeros(len(batch.spans), bool)
+        wanted[rows] = True
+        at = at[wanted[attrs["span"][at]]]
         if not len(at):
             return out
         pos = {r: i for i, r in enumerate(rows.tolist())}
@@ -233,20 +350,26 @@ class EdgeTracker:
 
     # ------------------------------------------------------------------ series
 
-    def _record(self, edges: list) -> None:
-        if not edges:
+    def _record(self, edges: list, bulk=None) -> None:
+        cols = [bulk] if bulk is not None else []
+        if edges:
+            ids = np.empty(len(edges), dtype=np.int64)
+            cache = self._ids
+            for i, (client, server, conn, *_rest) in enumerate(edges):
+                key = (client, server, conn)
+                sid = cache.get(key)
+                if sid is None:
+                    sid = cache[key] = self.series.series_id((FAMILY, client, server, conn))
+                ids[i] = sid
+            _c, _s, _k, start, duration, error = zip(*edges)
+            cols.append((ids, np.array(start, dtype=np.int64), np.array(duration, dtype=np.int64),
+                         np.array(error, dtype=bool)))
+        if not cols:
             return
-        ids = np.empty(len(edges), dtype=np.int64)
-        cache = self._ids
-        for i, (client, server, conn, *_rest) in enumerate(edges):
-            key = (client, server, conn)
-            sid = cache.get(key)
-            if sid is None:
-                sid = cache[key] = self.series.series_id((FAMILY, client, server, conn))
-            ids[i] = sid
-        _c, _s, _k, start, duration, error = zip(*edges)
-        self.series.add(ids, np.array(start, dtype=np.uint64), np.array(duration, dtype=np.uint64),
-                        np.array(error, dtype=bool))
+        if len(cols) == 1:
+            self.series.add(*cols[0])
+        else:
+            self.series.add(*(np.concatenate(parts) for parts in zip(*cols)))
 
     def stats(self) -> dict:
         """Counters since start, and how many halves wait now."""

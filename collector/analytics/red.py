@@ -34,6 +34,8 @@ class RedMetrics:
         self._svc_hash: dict[str, int] = {}
         self._weights = np.zeros(0, np.uint64)
         self.failures = 0
+        # called after each batch is counted: hook(series ids, start ns, duration ns, status code)
+        self.hooks: list = []
 
     def _name_hashes(self, buf: bytes, off: np.ndarray, length: np.ndarray) -> np.ndarray:
         """A 64-bit hash of every span's name bytes, in bulk.  The name is read as little-endian
@@ -101,8 +103,11 @@ class RedMetrics:
             known = self._known
             pos = np.searchsorted(known, key)
         start = spans["start_ns"].astype(np.int64)
-        self.store.add(self._sids[pos], start, spans["end_ns"].astype(np.int64) - start,
-                       spans["status_code"] == STATUS_ERROR)
+        sids = self._sids[pos]
+        duration = spans["end_ns"].astype(np.int64) - start
+        self.store.add(sids, start, duration, spans["status_code"] == STATUS_ERROR)
+        for hook in self.hooks:
+            hook(sids, start, duration, spans["status_code"])
 
     def _hash_service(self, svc: str) -> int:
         if len(self._svc_hash) > 100_000:

@@ -113,6 +113,7 @@ class SeriesStore:
         self._new_series: list[int] = []
         self._pending: list = []  # (ids, start, duration, error, clock) per add
         self._pending_rows = 0
+        self.flush_hooks: list = []  # called at the start of every flush, on the flushing thread
         self.counters = {"late_spans": 0, "overflow_spans": 0, "overflow_series": 0, "flushes": 0}
         self.last_flush_s = 0.0
         self._zc = zstandard.ZstdCompressor(level=3)
@@ -271,6 +272,11 @@ class SeriesStore:
         what is stored), the new series, and drop buckets past their retention."""
         if self.readonly:
             return
+        for hook in list(self.flush_hooks):  # aggregates kept by others (span-metrics counters)
+            try:
+                hook()
+            except Exception:
+                log.exception("analytics flush hook %r failed", hook)
         with self._flush_lock:
             t0 = time.perf_counter()
             with self._lock:

@@ -34,8 +34,11 @@ MS = 1_000_000
 T1 = "5b8efff798038103d269b633813fc60c"  # 128-bit
 T2 = "00000000000000000000000000c0ffee"  # 64-bit: Jaeger and Zipkin write it with 16 digits
 MISSING = "0123456789abcdef0123456789abcdef"
+# link templates, so /api/v1/traces/{id}/links answers with links to check against the schema
+LINKS = ('correlation.links=[{name = "Logs", scope = "trace", url = "https://logs.example/?q={trace_id}"},'
+         ' {name = "Span", scope = "span", url = "https://apm.example/{service}/{span_id}"}]')
 TAG_NAMES = {"Jaeger v1", "Jaeger api_v3", "Zipkin v2", "Tempo", "Operations", "Sampling", "Storage",
-             "Trace structure"}
+             "Trace structure", "Correlation", "Metrics", "Alerting"}
 
 
 # --------------------------------------------------------------------------- the app's routes
@@ -211,7 +214,7 @@ def traces() -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("openapi") / "data").start()
+    srv = Server(tmp_path_factory.mktemp("openapi") / "data", LINKS).start()
     try:
         r = requests.post(srv.otlp_http, data=json.dumps(traces()), headers=JSON)
         assert r.status_code == 200, r.text
@@ -367,6 +370,8 @@ CASES = [
     ("/compare", "/compare", 200, {}),
     ("/graph", "/graph", 200, {}),
     ("/open", "/open", 200, {}),
+    ("/performance", "/performance?service=frontend&lookback=1h", 200, {}),
+    ("/alerts", "/alerts", 200, {}),
     ("/ui/{name}", "/ui/app.js", 200, {}),
     ("/ui/{name}", "/ui/lib/nav.js", 200, {}),
     ("/ui/{name}", "/ui/nothing-here.js", 404, {}),
@@ -456,6 +461,28 @@ CASES = [
     ("/api/v1/critical-path/services", "/api/v1/critical-path/services?limit=500", 400, {}),
     ("/api/v1/dependencies", "/api/v1/dependencies", 200, {}),
     ("/api/v1/dependencies", "/api/v1/dependencies?from=soon", 400, {}),
+    # Metrics
+    ("/api/v1/metrics", "/api/v1/metrics?service=frontend", 200, {}),
+    ("/api/v1/metrics", "/api/v1/metrics?service=frontend&groupBy=operation&format=csv", 200, {}),
+    ("/api/v1/metrics", "/api/v1/metrics?service=frontend&step=fast", 400, {}),
+    ("/api/v1/metrics/compare", "/api/v1/metrics/compare?minCalls=0&baseline=1d", 200, {}),
+    ("/api/v1/metrics/compare", "/api/v1/metrics/compare?threshold=-1", 400, {}),
+    ("/api/metrics/latencies", "/api/metrics/latencies?service=frontend&quantile=0.95&groupByOperation=true", 200, {}),
+    ("/api/metrics/latencies", "/api/metrics/latencies?service=frontend", 400, {}),
+    ("/api/metrics/calls", "/api/metrics/calls?service=frontend&service=payments", 200, {}),
+    ("/api/metrics/calls", "/api/metrics/calls", 400, {}),
+    ("/api/metrics/errors", "/api/metrics/errors?service=payments&spanKind=SPAN_KIND_SERVER", 200, {}),
+    ("/api/metrics/errors", "/api/metrics/errors?service=payments&spanKind=SERVER", 400, {}),
+    ("/api/metrics/minstep", "/api/metrics/minstep", 200, {}),
+    ("/api/v1/export/traces", f"/api/v1/export/traces?{V3}", 200, {}),
+    ("/api/v1/export/traces", f"/api/v1/export/traces?{V3}&format=csv", 200, {}),
+    ("/api/v1/export/traces", "/api/v1/export/traces?format=xml", 400, {}),
+    # Correlation
+    ("/api/v1/traces/{trace_id}/links", f"/api/v1/traces/{T1}/links", 200, {}),
+    ("/api/v1/traces/{trace_id}/links", f"/api/v1/traces/{T1}/links?spanId={3:016x}", 200, {}),
+    ("/api/v1/traces/{trace_id}/links", f"/api/v1/traces/{MISSING}/links", 404, {}),
+    ("/api/v1/traces/{trace_id}/links", "/api/v1/traces/xyz/links", 400, {}),
+    ("/api/v1/traces/{trace_id}/links", f"/api/v1/traces/{T1}/links?spanId=12", 400, {}),
 ]
 
 
@@ -546,6 +573,42 @@ def test_live_storage_answer_matches_its_documented_schema(server, doc, method, 
     assert errors == [], "\n".join(errors[:20])
 
 
+# (method, documented path, concrete URL, JSON body or None, expected status) of the alerting
+# routes, run in this order: a rule is added, refused twice, read, replaced, listed and removed.
+RULE = {"id": "openapi-errors", "name": "frontend errors", "type": "error_rate", "service": "frontend",
+        "threshold": 0.5, "window": "5m", "labels": {"severity": "page"}, "webhooks": ["http://127.0.0.1:9/hook"]}
+ALERT_CASES = [
+    ("post", "/api/v1/alerts/rules", "/api/v1/alerts/rules", RULE, 201),
+    ("post", "/api/v1/alerts/rules", "/api/v1/alerts/rules", RULE, 409),
+    ("post", "/api/v1/alerts/rules", "/api/v1/alerts/rules", {**RULE, "id": "other", "threshold": 5}, 400),
+    ("post", "/api/v1/alerts/rules", "/api/v1/alerts/rules",
+     {"name": "slow", "type": "latency_spike", "service": "payments", "factor": 2, "baseline": "1d"}, 201),
+    ("get", "/api/v1/alerts/rules", "/api/v1/alerts/rules", None, 200),
+    ("get", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/openapi-errors", None, 200),
+    ("get", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/none", None, 404),
+    ("put", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/openapi-errors", {**RULE, "for": "1m"}, 200),
+    ("put", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/openapi-errors", {**RULE, "kind": "x"}, 400),
+    ("put", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/none", {**RULE, "id": "none"}, 404),
+    ("get", "/api/v1/alerts", "/api/v1/alerts", None, 200),
+    ("delete", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/openapi-errors", None, 200),
+    ("delete", "/api/v1/alerts/rules/{rule_id}", "/api/v1/alerts/rules/openapi-errors", None, 404),
+    ("get", "/api/v1/alerts/history", "/api/v1/alerts/history?limit=20", None, 200),
+    ("get", "/api/v1/alerts/history", "/api/v1/alerts/history?limit=0", None, 400),
+]
+
+
+@pytest.mark.parametrize("method, template, url, body, status", ALERT_CASES,
+                         ids=[f"{c[4]} {c[0].upper()} {c[2][:60]}" for c in ALERT_CASES])
+def test_live_alerting_answer_matches_its_documented_schema(server, doc, method, template, url, body, status):
+    r = requests.request(method, server.url(url), json=body)
+    assert r.status_code == status, r.text[:500]
+    op = doc["paths"][template][method]
+    assert str(status) in op["responses"], f"{method.upper()} {template} answers {status}, not documented"
+    schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
+    errors = check(r.json(), schema, doc)
+    assert errors == [], "\n".join(errors[:20])
+
+
 def test_every_documented_operation_has_a_live_case(doc):
     """Every documented 200, 201, 400, 404 and 409 is checked above against a live answer (a
     Zipkin route and its ``/zipkin`` twin count as one; 503 of ``/readyz`` and of a deletion
@@ -555,7 +618,8 @@ def test_every_documented_operation_has_a_live_case(doc):
 
     exercised = ({(twin(c[0]), "get", str(c[2])) for c in CASES}
                  | {(c[0], "put", str(c[2])) for c in PUT_CASES}
-                 | {(c[1], c[0], str(c[4])) for c in STORAGE_CASES})
+                 | {(c[1], c[0], str(c[4])) for c in STORAGE_CASES}
+                 | {(c[1], c[0], str(c[4])) for c in ALERT_CASES})
     for (path, method), op in doc_operations(doc).items():
         for code in set(op["responses"]) & {"200", "201", "400", "404", "409"}:
             assert (twin(path), method, code) in exercised, f"no live case for {code} of {method.upper()} {path}"
@@ -584,6 +648,8 @@ def test_live_answers_exercise_the_optional_fields(server, doc):
     graph = requests.get(server.url("/api/v1/dependencies")).json()
     assert [(e["source"], e["target"], e["calls"], e["errors"]) for e in graph["edges"]] == [
         ("frontend", "payments", 1, 1)]
+    related = requests.get(server.url(f"/api/v1/traces/{T1}/links")).json()
+    assert related["trace"] and related["spans"], related  # LINKS rendered: the link schema was checked
     path = requests.get(server.url(f"/api/v1/traces/{T1}/critical-path")).json()
     assert [s["operation"] for s in path["segments"]] == [
         "GET /checkout", "call payments", "charge", "call payments", "GET /checkout"]

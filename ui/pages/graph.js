@@ -1,13 +1,16 @@
-// Service graph (`/graph`): which service calls which, how often and how often the callee
-// failed, over a time range, from the public `/api/dependencies` route.  The range lives in the
+// Service graph (`/graph`): which service calls which, how often, how often the calls failed and
+// how long they took, over a time range, from `/api/v1/dependencies` (the client/server span
+// pairs counted at ingest, before sampling, with latency quantiles per link and the cycles of
+// the graph); where that answers 503 (analytics off), from Jaeger's `/api/dependencies` (links
+// from the stored spans, without latency).  The range lives in the
 // URL as on the search page: `lookback=1h` (a preset), or `start` & `end` (epoch microseconds,
 // or RFC 3339) for a custom range; a service opens the search page for that service over the
 // same range.
 // A (nearly) acyclic graph is drawn in columns, callers left of callees; a graph knotted with
 // cycles, on a ring.  Call counts label the links when they all fit; otherwise hovering over or
 // focusing a service shows its own links with their labels and dims the rest.
-import { dependencies, ApiError } from "../lib/api.js";
-import { el, serviceColor, stylesheet, timestamp } from "../lib/format.js";
+import { dependencies, getJSON, ApiError } from "../lib/api.js";
+import { duration, el, serviceColor, stylesheet, timestamp } from "../lib/format.js";
 import { navigate } from "../lib/nav.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -52,6 +55,41 @@ function rangeQuery(range) {
 export function searchHref(service, range) {
   return `/search?${new URLSearchParams([["service", service], ...rangeQuery(range)])}`;
 }
+
+// --------------------------------------------------------------------------------------- data
+
+/** The links of the range: {links: [{parent, child, callCount, errorCount, latency (ns:
+ *  {p50, p95, p99, mean}) | null}], cycles: [[service…]], cyclesTruncated, withLatency}.  Both
+ *  kinds of pairs between two services (request, messaging) make one link: their counts add up
+ *  and the latency is the busier one's. */
+export async function loadLinks(range, opts) {
+  let answer;
+  try {
+    answer = await getJSON("/api/v1/dependencies",
+      { from: (range.startMs / 1000).toFixed(3), to: (range.endMs / 1000).toFixed(3) }, opts);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 503) throw err;
+    const links = await dependencies(range.endMs, range.endMs - range.startMs, opts);
+    return { links: links.map((l) => ({ ...l, errorCount: l.errorCount || 0, latency: null })),
+      cycles: [], cyclesTruncated: false, withLatency: false };
+  }
+  const byPair = new Map();
+  for (const e of answer.edges) {
+    const key = `${e.source}\u0000${e.target}`;
+    const had = byPair.get(key);
+    const link = { parent: e.source, child: e.target, callCount: e.calls, errorCount: e.errors || 0,
+      latency: e.latency || null, busiest: e.calls };
+    if (!had) byPair.set(key, link);
+    else {
+      had.callCount += link.callCount;
+      had.errorCount += link.errorCount;
+      if (link.busiest > had.busiest) { had.latency = link.latency; had.busiest = link.busiest; }
+    }
+  }
+  return { links: [...byPair.values()], cycles: answer.cycles || [], cyclesTruncated: !!answer.cyclesTruncated, withLatency: true };
+}
+
+const latencyText = (lat) => (lat ? `p50 ${duration(lat.p50 / 1000)}, p95 ${duration(lat.p95 / 1000)}, p99 ${duration(lat.p99 / 1000)}` : "");
 
 // ------------------------------------------------------------------------------------- layout
 
@@ -390,7 +428,8 @@ function drawGraph(links, range) {
     const e = svg("g", { class: `graph-edge${failed ? " error" : ""}${g.back ? " back" : ""}`, "data-testid": "graph-edge",
       "data-parent": l.parent, "data-child": l.child },
     svg("title", null, `${l.parent} → ${l.child}: ${plural(l.callCount, "call", "calls")}, ` +
-      `${plural(l.errorCount, "error", "errors")} (${pct(l.errorCount, l.callCount)})`),
+      `${plural(l.errorCount, "error", "errors")} (${pct(l.errorCount, l.callCount)})` +
+      (l.latency ? `; latency ${latencyText(l.latency)}` : "")),
     svg("path", { d: g.d, "stroke-width": strokeWidth(l), "marker-end": `url(#graph-arrow-${failed ? "error" : "plain"})` }),
     svg("path", { d: g.d, class: "graph-edge-hit" }),
     svg("text", { x: at.x, y: at.y, "text-anchor": "middle", class: "graph-edge-label" }, linkLabel(l)));
@@ -459,16 +498,32 @@ function drawGraph(links, range) {
   return { root, labelsAtRest: !!rest };
 }
 
-function linkTable(links, range) {
+function linkTable(links, range, withLatency) {
   const service = (n) => el("a", { href: searchHref(n, range) }, el("span", { className: "swatch", style: { background: serviceColor(n) } }), n);
+  const quantiles = withLatency ? ["p50", "p95", "p99"] : [];
   return el("table", { className: "graph-table", "aria-label": "Service links" },
-    el("thead", null, el("tr", null, ...["Parent", "Child", "Calls", "Errors", "Error rate"].map((h, i) =>
+    el("thead", null, el("tr", null, ...["Parent", "Child", "Calls", "Errors", "Error rate", ...quantiles].map((h, i) =>
       el("th", { scope: "col", className: i > 1 ? "num" : undefined }, h)))),
     el("tbody", null, links.map((l) => el("tr", { className: l.errorCount ? "error-row" : undefined, dataset: { parent: l.parent, child: l.child } },
       el("td", null, service(l.parent)), el("td", null, service(l.child)),
       el("td", { className: "num" }, l.callCount.toLocaleString("en")),
       el("td", { className: `num${l.errorCount ? " error" : ""}` }, (l.errorCount || 0).toLocaleString("en")),
-      el("td", { className: `num${l.errorCount ? " error" : ""}` }, pct(l.errorCount || 0, l.callCount))))));
+      el("td", { className: `num${l.errorCount ? " error" : ""}` }, pct(l.errorCount || 0, l.callCount)),
+      quantiles.map((q) => el("td", { className: "num", dataset: { field: q } }, l.latency ? duration(l.latency[q] / 1000) : "–"))))));
+}
+
+/** The cycles found (each as a → b → … → a), at most `MAX_CYCLES_SHOWN` of them. */
+const MAX_CYCLES_SHOWN = 50;
+function cycleList(cycles, truncated) {
+  const shown = cycles.slice(0, MAX_CYCLES_SHOWN);
+  const more = cycles.length - shown.length;
+  return [el("h2", { id: "graph-cycles" }, "Cycles"),
+    el("p", { className: "muted" }, `Services that end up calling themselves: ${plural(cycles.length, "cycle", "cycles")}` +
+      `${truncated ? " (more exist: the server lists at most analytics.max_cycles)" : ""}.`),
+    el("ul", { className: "graph-cycles", "aria-labelledby": "graph-cycles" }, shown.map((c) =>
+      el("li", { "data-testid": "graph-cycle" }, [...c, c[0]].flatMap((n, i) => [i ? " → " : "",
+        el("span", { className: "graph-cycle-node" }, el("span", { className: "swatch", style: { background: serviceColor(n) } }), n)])))),
+    more > 0 ? el("p", { className: "muted" }, `and ${plural(more, "more cycle", "more cycles")} not shown.`) : null];
 }
 
 export async function render(main, ctx) {
@@ -481,9 +536,10 @@ export async function render(main, ctx) {
       `The time range in the address does not parse; showing the ${range.label} instead.`));
   }
   main.append(status);
-  let links;
+  let links, loaded;
   try {
-    links = await dependencies(range.endMs, range.endMs - range.startMs, { signal: ctx.signal });
+    loaded = await loadLinks(range, { signal: ctx.signal });
+    links = loaded.links;
   } catch (err) {
     if (err.name === "AbortError") return;
     status.className = "error";
@@ -491,7 +547,6 @@ export async function render(main, ctx) {
     status.textContent = err instanceof ApiError ? `Could not load the service links: ${err.message}` : String(err);
     return;
   }
-  links = links.map((l) => ({ ...l, errorCount: l.errorCount || 0 }));
   if (!links.length) {
     status.className = "muted";
     status.textContent = `No calls between services in ${range.lookback === "custom" ? range.label : `the ${range.label}`}.`;
@@ -506,5 +561,10 @@ export async function render(main, ctx) {
   const graph = drawGraph(links, range);
   if (!graph.labelsAtRest) status.textContent += " Hover over or focus a service to see the call counts on its links.";
   main.append(el("div", { className: "graph-view" }, graph.root),
-    el("h2", { id: "graph-links" }, "Links"), linkTable(links, range));
+    ...(loaded.cycles.length ? cycleList(loaded.cycles, loaded.cyclesTruncated).filter(Boolean) : []),
+    el("h2", { id: "graph-links" }, "Links"), linkTable(links, range, loaded.withLatency),
+    loaded.withLatency ? el("p", { className: "muted graph-note" }, "Latency: the client side's duration of each call, " +
+      "from the calls counted at ingest (before sampling).")
+      : el("p", { className: "muted graph-note" }, "Latency per link needs the metrics store (analytics.enabled); " +
+      "these links come from the stored spans."));
 }

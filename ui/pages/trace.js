@@ -2,6 +2,8 @@
 // trace, the service that failed first; a mini-map and time ruler; the span tree as a
 // virtualised waterfall (only the rows on screen exist in the DOM, so a 10,000-span trace
 // stays fast); a detail panel; search, statistics, slowest spans and an OTLP download.
+// Links to other tools (rendered by the server from its configured templates) and the trace's
+// incidents load after the waterfall and appear in the header and the span panel.
 // `renderTrace` is shared with the open-file page.
 import * as api from "../lib/api.js";
 import { duration, timestamp, serviceColor, el, stylesheet } from "../lib/format.js";
@@ -16,6 +18,7 @@ const MAX_INDENT_LEVELS = 30;
 export async function render(main, ctx) {
   const id = ctx.match[0];
   await stylesheet("/ui/pages/trace.css");
+  if (ctx.signal.aborted) return;
   main.append(el("p", { className: "loading", role: "status" }, `Loading trace ${id}…`));
   let doc;
   try {
@@ -38,12 +41,14 @@ export async function render(main, ctx) {
   const want = id.toLowerCase().replace(/^0+/, "");
   const trace = traces.find((t) => t.traceId.replace(/^0+/, "") === want) || traces[0];
   main.replaceChildren();
-  return renderTrace(main, trace, { span: ctx.params.get("span"), updateUrl: true, signal: ctx.signal });
+  return renderTrace(main, trace, { span: ctx.params.get("span"), updateUrl: true, signal: ctx.signal, links: true });
 }
 
 /** Render one Trace (lib/model.js) into `main`.  Options: span (ID to select), updateUrl
- *  (write the selection into ?span=), signal.  Returns a cleanup function. */
-export function renderTrace(main, trace, { span: initialSpan = null, updateUrl = false } = {}) {
+ *  (write the selection into ?span=), signal, links (load the stored trace's related links and
+ *  incidents from /api/v1/traces/{id}/links once the waterfall is drawn).  Returns a cleanup
+ *  function. */
+export function renderTrace(main, trace, { span: initialSpan = null, updateUrl = false, signal = null, links = false } = {}) {
   stylesheet("/ui/pages/trace.css");
   const cleanups = [];
   const root = trace.roots.find((r) => !r.missingParent) || trace.roots[0];
@@ -76,6 +81,12 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
     list.push(seg);
   }
 
+  // ------------------------------------------------------------------ related links (filled later)
+  let correlation = null;            // the /api/v1/traces/{id}/links answer, once loaded
+  const spanLinksFetched = new Map(); // spanId -> links, asked one span at a time (truncated answers)
+  let spanLinksBox = null;           // the span panel's related-links section, while open
+  const related = el("div", { className: "tr-related", "data-testid": "trace-related", hidden: true });
+
   // ------------------------------------------------------------------ header
   const maxDepth = trace.spans.reduce((m, s) => Math.max(m, s.depth), 0);
   const title = root ? `${root.service}: ${root.name || "(no name)"}` : "Trace";
@@ -102,6 +113,7 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
       el("strong", null, failed.service), " — ", failed.name || "(no name)",
       ` at +${duration(failed.start - trace.start)}`, " ",
       el("button", { type: "button", className: "linklike", onclick: () => select(failed, { scroll: true }) }, "show span")) : null,
+    related,
   );
   const warnings = trace.warnings.length
     ? el("div", { className: "tr-warnings", role: "alert", "data-testid": "trace-warnings" },
@@ -577,7 +589,7 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
     detail.hidden = !s;
     if (s) detail.dataset.spanId = s.spanId; else delete detail.dataset.spanId;
     panels.timeline.classList.toggle("with-detail", !!s);
-    if (!s) { detail.replaceChildren(); return; }
+    if (!s) { detail.replaceChildren(); spanLinksBox = null; return; }
     const statusText = s.status.code === "error" ? "Error" : s.status.code === "ok" ? "OK" : "Unset";
     const facts = [
       ["Service", [el("span", { className: "swatch", style: { background: serviceColor(s.service) } }), s.service]],
@@ -605,6 +617,7 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
       s.error ? el("p", { className: "tr-error-line" }, "✖ Error", s.status.message ? `: ${s.status.message}` : "") : null,
       el("dl", { className: "tr-facts" }, ...facts.map(([k, v]) => [el("dt", null, k), el("dd", null, v)])),
       notes,
+      (spanLinksBox = el("section", { className: "tr-span-related", "data-testid": "span-related-links", "aria-label": "Related links", hidden: true })),
       el("h3", null, `Attributes (${s.attributes.length})`), attrTable(s.attributes, "Span attributes", true),
       el("h3", null, "Resource"), attrTable(s.resource.attributes, "Resource attributes", false),
       el("h3", null, "Scope"),
@@ -626,6 +639,7 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
         l.attributes.length ? attrTable(l.attributes, "Link attributes", false) : null)))
         : el("p", { className: "muted" }, "none"),
     ].flat(Infinity).filter(Boolean));
+    fillSpanLinks(s);
   }
 
   // ------------------------------------------------------------------ statistics, slowest
@@ -693,6 +707,63 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
     }
   }
 
+  // ------------------------------------------------------------------ related links
+  const isWebUrl = (u) => typeof u === "string" && /^https?:\/\//i.test(u);
+  const external = (l, testid) => el("a", { href: l.url, target: "_blank", rel: "noopener", className: "tr-ext", "data-testid": testid }, l.name);
+
+  async function loadRelated() {
+    try {
+      correlation = await api.getJSON(`/api/v1/traces/${encodeURIComponent(trace.traceId)}/links`, null, { signal });
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      related.hidden = false;
+      related.replaceChildren(el("p", { className: "muted tr-related-error" }, `Related links could not be loaded: ${err.message}`));
+      return;
+    }
+    if (signal && signal.aborted) return;
+    renderRelated();
+    if (selected) fillSpanLinks(selected);
+  }
+
+  function renderRelated() {
+    const traceLinks = (correlation.trace || []).filter((l) => isWebUrl(l.url));
+    const incidents = correlation.incidents || [];
+    related.hidden = !traceLinks.length && !incidents.length;
+    related.replaceChildren(
+      traceLinks.length ? el("nav", { className: "tr-related-links", "aria-label": "Related links" },
+        el("span", { className: "muted" }, "Open in: "),
+        el("ul", null, traceLinks.map((l) => el("li", null, external(l, "trace-link"))))) : null,
+      incidents.length ? el("div", { className: "tr-incidents", role: "note", "aria-label": "Incidents", "data-testid": "trace-incidents" },
+        el("strong", null, incidents.length === 1 ? "Incident: " : `Incidents (${incidents.length}): `),
+        el("ul", null, incidents.map((i) => el("li", { "data-incident-id": i.id },
+          isWebUrl(i.link) ? el("a", { href: i.link, target: "_blank", rel: "noopener", className: "tr-ext" }, i.title) : el("span", null, i.title),
+          el("span", { className: "muted mono" }, ` ${i.id}`),
+          i.created ? el("span", { className: "muted" }, ` · opened ${i.created}`) : null)))) : null);
+  }
+
+  /** The span panel's related links: from the trace's answer, or asked for this span alone
+   *  when the server left it out of a long trace's answer. */
+  function fillSpanLinks(s) {
+    const box = spanLinksBox;
+    if (!box || !correlation) return;
+    const id = s.spanId.toLowerCase();
+    let list = (correlation.spans || {})[id] || spanLinksFetched.get(id);
+    if (!list && correlation.spansTruncated) {
+      spanLinksFetched.set(id, []);
+      api.getJSON(`/api/v1/traces/${encodeURIComponent(trace.traceId)}/links`, { spanId: id }, { signal })
+        .then((answer) => {
+          spanLinksFetched.set(id, (answer.spans || {})[id] || []);
+          if (selected === s && spanLinksBox === box) fillSpanLinks(s);
+        })
+        .catch(() => { /* the panel simply shows no related links */ });
+      return;
+    }
+    list = (list || []).filter((l) => isWebUrl(l.url));
+    box.hidden = !list.length;
+    box.replaceChildren(...(list.length ? [el("h3", null, "Related links"),
+      el("ul", { className: "tr-related-list" }, list.map((l) => el("li", null, external(l, "span-link"))))] : []));
+  }
+
   // ------------------------------------------------------------------ download
   function download() {
     const blob = new Blob([JSON.stringify(toOTLP(trace))], { type: "application/json" });
@@ -718,5 +789,7 @@ export function renderTrace(main, trace, { span: initialSpan = null, updateUrl =
       page.insertBefore(el("p", { className: "warning", role: "status" }, `Span ${initialSpan} is not in this trace.`), toolbar);
     }
   }
+  // After the waterfall is on screen: the related links never hold up the trace itself.
+  if (links) setTimeout(() => { if (!(signal && signal.aborted)) loadRelated(); }, 0);
   return () => { cancelAnimationFrame(raf); for (const f of cleanups) f(); };
 }

@@ -82,9 +82,18 @@ def test_graph_shows_services_edges_counts_and_error_rates(page, shop):
     table = page.get_by_role("table", name="Service links")
     rows = table.locator("tbody tr")
     expect(rows).to_have_count(3)
+    # Latency per link: the client spans' durations (50 ms to payment, 15 ms to db), within 0.5 %.
+    about = lambda v: re.compile(rf"^{v - 1}\.[6-9]\d?ms$|^{v}(\.[0-4]\d?)?ms$")
     expect(table.locator('tr[data-parent="frontend"][data-child="payment"] td')).to_have_text(
-        ["frontend", "payment", "4", "1", "25%"])
-    expect(table.locator('tr[data-parent="cart"][data-child="db"] td')).to_have_text(["cart", "db", "6", "0", "0%"])
+        ["frontend", "payment", "4", "1", "25%", about(50), about(50), about(50)])
+    expect(table.locator('tr[data-parent="cart"][data-child="db"] td')).to_have_text(
+        ["cart", "db", "6", "0", "0%", about(15), about(15), about(15)])
+    expect(table.locator("th")).to_have_text(["Parent", "Child", "Calls", "Errors", "Error rate", "p50", "p95", "p99"])
+    # The link's tooltip tells the same.
+    expect(edge(page, "frontend", "cart").locator("title")).to_have_text(
+        re.compile(r"^frontend → cart: 3 calls, 0 errors \(0%\); latency p50 (79\.\d|80(\.\d)?)ms, p95 .*, p99 .*ms$"))
+    # No cycle here: no list of them.
+    expect(page.get_by_test_id("graph-cycle")).to_have_count(0)
 
 
 def test_clicking_a_service_opens_its_search_over_the_same_range(page, shop):
@@ -299,3 +308,46 @@ def test_layout_choice_follows_the_shape_of_the_graph(page, shop):
         };
     }""")
     assert got == {"chain": "layered", "tree": "layered", "oneCycle": "layered", "mesh": "ring", "denseDag": "ring"}
+
+
+# ------------------------------------------------------------------------------- a cycle
+
+def test_cycles_and_edge_latency(page, server_factory):
+    """a → b → c → a (each call 30 ms on the client side) and c → d: one cycle, listed."""
+    srv = server_factory("analytics.flush_interval_s=1")
+    svc = Services(srv.otlp_http, ["a", "b", "c", "d"])
+    t0 = time.time_ns() - 60 * 10**9
+    for k, (x, y) in enumerate([("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]):
+        for n in range(2):
+            start = t0 + (10 * k + n) * 100 * MS
+            client = svc.tracer(x).start_span(f"call {y}", kind=SpanKind.CLIENT, start_time=start)
+            server = svc.tracer(y).start_span(f"serve {x}", context=trace.set_span_in_context(client),
+                                              kind=SpanKind.SERVER, start_time=start + MS)
+            server.end(end_time=start + 29 * MS)
+            client.end(end_time=start + 30 * MS)
+    svc.flush()
+    page.goto(srv.url("/graph?lookback=15m"))
+    expect(page.get_by_test_id("graph-edge")).to_have_count(4)
+    cycles = page.get_by_test_id("graph-cycle")
+    expect(cycles).to_have_count(1)
+    expect(cycles).to_have_text("a → b → c → a")
+    expect(page.get_by_role("heading", name="Cycles")).to_be_visible()
+    row = page.get_by_role("table", name="Service links").locator('tr[data-parent="c"][data-child="a"]')
+    expect(row.locator('td[data-field="p95"]')).to_have_text(re.compile(r"^(29\.[89]\d?|30(\.[01]\d?)?)ms$"))
+    expect(edge(page, "c", "a").locator("title")).to_contain_text("latency p50 ")
+
+
+def test_without_analytics_the_stored_spans_give_the_links(page, server_factory):
+    srv = server_factory("analytics.enabled=false")
+    svc = Services(srv.otlp_http, ["web", "api"])
+    root = svc.tracer("web").start_span("GET /", kind=SpanKind.SERVER, start_time=time.time_ns() - 10**9)
+    client, server, end = call(svc, root, "web", "api", "list", time.time_ns() - 10**9 + MS, 20 * MS)
+    server.end(end_time=end - MS)
+    client.end(end_time=end)
+    root.end(end_time=end + MS)
+    svc.flush()
+    page.goto(srv.url("/graph"))
+    expect(edge(page, "web", "api")).to_contain_text("1 call")
+    table = page.get_by_role("table", name="Service links")
+    expect(table.locator("th")).to_have_text(["Parent", "Child", "Calls", "Errors", "Error rate"])
+    expect(page.get_by_text("Latency per link needs the metrics store")).to_be_visible()
