@@ -96,7 +96,10 @@ def create_app(config: Config, reader, metrics: Metrics,
     @app.get("/ui/<path:name>")
     async def ui_file(name: str):
         """The UI's modules, styles and vendored libraries (static files under ``ui/``)."""
-        response = await send_from_directory(ui_dir, name)
+        try:
+            response = await send_from_directory(ui_dir, name)
+        except (OSError, ValueError):  # a name no file system holds (too long, NUL…): no such file
+            return jsonify({"error": {"httpCode": 404, "message": "no such file"}}), 404
         response.headers["Cache-Control"] = "no-cache"
         return response
 
