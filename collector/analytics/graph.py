@@ -22,8 +22,10 @@ as an error when either side's status is error.
 Pairing is one to one: a second server span under the same client span (a retry that reused
 the span ID, or a second consumer of one message) waits, then expires uncounted.
 
-``observe`` runs on the event loop, once per decoded batch; it touches Python objects only for
-the client/server/producer/consumer spans of the batch.
+``observe`` runs on the event loop, once per decoded batch: halves that pair inside the batch
+are matched with one dict of their keys and their edges computed as numpy columns; only halves
+left over (their other half is in another request) become Python tuples in the waiting tables.
+No numpy call that releases the GIL (sorts, searches, ``bincount``) runs here.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ PEER_ATTRIBUTES = (b"peer.service", b"server.address")  # a lone client half's p
 DEFAULT_WAIT_S = 10.0
 DEFAULT_MAX_PENDING = 100_000
 SWEEP_INTERVAL_S = 1.0
+_MAX_SERVICES = 1 << 21  # service names numbered for the bulk pairing, at most (then renumbered)
 
 
 _ROLE = np.zeros(256, np.uint8)  # span kind → its half: 1 client/producer, 2 server/consumer
@@ -68,18 +71,12 @@ def _keys(rows: np.ndarray, id_field: str) -> np.ndarray:
     return keys.view("V24")
 
 
-_H1 = np.uint64(0x9E3779B97F4A7C15)
-_H2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_IOTA = np.arange(4096, dtype=np.int64)
 
 
-def _hash(keys: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each 24-byte key (for sorting and searching; equality is checked on the keys)."""
-    w = keys.view("<u8").reshape(-1, 3)
-    h = w[:, 0] * _H1
-    h ^= w[:, 1]
-    h *= _H2
-    h ^= w[:, 2]
-    return h
+def _iota(n: int) -> np.ndarray:
+    """``np.arange(n)``, from a cached array when it is short enough."""
+    return _IOTA[:n] if n <= len(_IOTA) else np.arange(n, dtype=np.int64)
 
 
 def _split(keys: np.ndarray) -> list[bytes]:
@@ -103,6 +100,10 @@ class EdgeTracker:
         self.servers: OrderedDict[bytes, tuple] = OrderedDict()
         self.counts = {"paired": 0, "same_service": 0, "expired": 0, "evicted": 0, "peer_edges": 0}
         self._ids: dict[tuple, int] = {}
+        # services seen in pairs → a small integer; (client, server, connection) codes → series
+        self._svc_index: dict[str, int] = {}
+        self._names: list[str] = []
+        self._code_sid: dict[int, int] = {}
         self._next_sweep = 0.0
         self._timer = None  # asyncio handle of the next sweep while halves wait
 
@@ -153,72 +154,64 @@ class EdgeTracker:
             self._timer = None
 
     def _pair(self, batch, ci, si, now, edges):
-        """Pairs inside the batch are found in bulk (a sort of the 24-byte keys) and returned as
-        columns for ``_record``; only the halves left over touch the waiting tables in Python."""
+        """Pairs inside the batch are found with one dict of the clients' 24-byte keys and their
+        edges computed as columns for ``_record``; only the halves left over touch the waiting
+        tables one by one."""
         spans = batch.spans
         services = [r[1] or NO_SERVICE for r in batch.resources]
         deadline = now + self.wait_s
         crow, srow = _take(spans, ci), _take(spans, si)
         ck = _keys(crow, "span_id")
         sk = _keys(srow, "parent_span_id")
-        # this batch's clients by key (sorted by a 64-bit hash of it; equal hashes are checked
-        # against the keys themselves): the last of equal keys is the one that can pair
-        ch = _hash(ck)
-        cpick = np.argsort(ch, kind="stable")  # per distinct client key, its row in ci
-        uh = ch[cpick]
-        if len(uh) > 1:
-            dup = uh[1:] == uh[:-1]
-            if dup.any():  # equal keys sort in batch order: keep the last of each run
-                ks = ck[cpick]
-                dup &= ks[1:] == ks[:-1]
-                keep = np.ones(len(uh), bool)
-                keep[:-1][dup] = False
-                cpick, uh = cpick[keep], uh[keep]
-        ukeys = ck[cpick]
+        ckeys, skeys = _split(ck), _split(sk)
+        # this batch's clients by key (the last of equal keys is the one that can pair): a dict,
+        # not a numpy sort or search, which would hand the GIL to the other threads
+        here = {k: j for j, k in enumerate(ckeys)}
+        get = here.get
+        match = [get(k, -1) for k in skeys]  # per server, its client in this batch
+        hits = [j for j in match if j >= 0]
+        if len(set(hits)) < len(hits):  # one server per client: the first in the batch takes it
+            taken: set = set()
+            for i, j in enumerate(match):
+                if j >= 0:
+                    if j in taken:
+                        match[i] = -1
+                    else:
+                        taken.add(j)
+        m = np.array(match, np.int64)
+        s_in = np.flatnonzero(m >= 0)
+        srest = np.flatnonzero(m < 0)
+        cleft = np.ones(len(ck), bool)  # clients for the waiting tables: not paired here, and
+        if len(here) < len(ck):  # the last of equal keys
+            cleft[:] = False
+            cleft[list(here.values())] = True
         bulk = None
-        srest = np.arange(len(sk))
-        ctaken = np.zeros(len(ukeys), bool)
-        if len(ukeys) and len(sk):
-            pos = np.searchsorted(uh, _hash(sk))
-            np.minimum(pos, len(ukeys) - 1, out=pos)
-            hit = np.flatnonzero(ukeys[pos] == sk)  # a hash collision is no match: paired below
-            if len(hit):
-                # one server per client: the first in the batch takes it
-                slot = pos[hit]
-                s_in = hit
-                if len(slot) > 1:
-                    o = np.argsort(slot, kind="stable")
-                    so = slot[o]
-                    first = np.ones(len(so), bool)
-                    np.not_equal(so[1:], so[:-1], out=first[1:])
-                    if not first.all():
-                        s_in = np.sort(hit[o[first]])
-                        slot = pos[s_in]
-                ctaken[slot] = True
-                keep = np.ones(len(sk), bool)
-                keep[s_in] = False
-                srest = np.flatnonzero(keep)
-                bulk = self._bulk_edges(services, crow[cpick[slot]], srow[s_in])
+        if len(s_in):
+            c_in = m[s_in]
+            cleft[c_in] = False
+            bulk = self._bulk_edges(services, _take(crow, c_in), _take(srow, s_in))
         waiting_clients, waiting_servers = self.clients, self.servers
         if len(srest):
-            rows = srow[srest]
+            rows = _take(srow, srest)
             vals = zip([services[r] for r in rows["resource"].tolist()], rows["kind"].tolist(),
                        rows["start_ns"].tolist(), rows["end_ns"].tolist(),
                        (rows["status_code"] == STATUS_ERROR).tolist())
-            for key, (service, kind, start, end, error) in zip(_split(sk[srest]), vals):
+            for i, (service, kind, start, end, error) in zip(srest.tolist(), vals):
+                key = skeys[i]
                 c = waiting_clients.pop(key, None)
                 if c is not None:
                     self._edge(c[1], c[2], c[3], c[4], c[5], service, start, end, error, edges)
                     continue
                 waiting_servers[key] = (deadline, service, kind, start, end, error)
-        crest = np.sort(cpick[~ctaken])  # clients left over, in batch order
+        crest = np.flatnonzero(cleft)  # clients left over, in batch order
         lone = []
         if len(crest):
-            rows = crow[crest]
+            rows = _take(crow, crest)
             vals = zip([services[r] for r in rows["resource"].tolist()], rows["kind"].tolist(),
                        rows["start_ns"].tolist(), rows["end_ns"].tolist(),
                        (rows["status_code"] == STATUS_ERROR).tolist())
-            for key, j, c in zip(_split(ck[crest]), crest.tolist(), vals):
+            for j, c in zip(crest.tolist(), vals):
+                key = ckeys[j]
                 s = waiting_servers.pop(key, None)
                 if s is not None:
                     self._edge(c[0], c[1], c[2], c[3], c[4], s[1], s[3], s[4], s[5], edges)
@@ -236,9 +229,20 @@ class EdgeTracker:
     def _bulk_edges(self, services: list, c, s):
         """Edges of the pairs found inside one batch (client rows ``c``, server rows ``s``): the
         series ids, start, duration and error columns (same-service pairs counted and dropped)."""
-        index: dict[str, int] = {}
-        svc = np.array([index.setdefault(name, len(index)) for name in services], np.int64)
-        names = list(index)
+        svc_index = self._svc_index
+        if len(svc_index) >= _MAX_SERVICES:  # a bounded table: start anew (the codes too)
+            svc_index.clear()
+            self._names.clear()
+            self._code_sid.clear()
+        names = self._names
+        ids = []
+        for name in services:
+            i = svc_index.get(name)
+            if i is None:
+                i = svc_index[name] = len(names)
+                names.append(name)
+            ids.append(i)
+        svc = np.array(ids, np.int64)
         a = svc[c["resource"]]
         b = svc[s["resource"]]
         cross = a != b
@@ -250,23 +254,25 @@ class EdgeTracker:
         self.counts["paired"] += n
         if not n:
             return None
-        messaging = (c["kind"] == KIND_PRODUCER).astype(np.int64)
-        triple = (a.astype(np.int64) * len(names) + b) * 2 + messaging
-        ut, inv = np.unique(triple, return_inverse=True)
-        sids = np.empty(len(ut), np.int64)
-        cache = self._ids
-        for i, t in enumerate(ut.tolist()):
-            key = (names[t // 2 // len(names)], names[t // 2 % len(names)], "messaging" if t % 2 else "request")
-            sid = cache.get(key)
-            if sid is None:
-                sid = cache[key] = self.series.series_id((FAMILY, *key))
-            sids[i] = sid
+        # (client, server, connection) as one integer; its series id from a dict
+        code = (((a << 21) | b) << 1) | (c["kind"] == KIND_PRODUCER)
+        code_sid = self._code_sid
+        found = [code_sid.get(t, -1) for t in code.tolist()]
+        if -1 in found:
+            cache = self._ids
+            for t in set(code.tolist()) - code_sid.keys():
+                key = (names[t >> 22], names[(t >> 1) & (_MAX_SERVICES - 1)], "messaging" if t & 1 else "request")
+                sid = cache.get(key)
+                if sid is None:
+                    sid = cache[key] = self.series.series_id((FAMILY, *key))
+                code_sid[t] = sid
+            found = [code_sid[t] for t in code.tolist()]
         c_start = c["start_ns"].astype(np.int64)
         c_dur = c["end_ns"].astype(np.int64) - c_start
         s_dur = np.maximum(s["end_ns"].astype(np.int64) - s["start_ns"].astype(np.int64), 0)
         duration = np.where(c_dur > 0, c_dur, s_dur)
         error = (c["status_code"] == STATUS_ERROR) | (s["status_code"] == STATUS_ERROR)
-        return sids[inv.reshape(-1)], c_start, duration, error
+        return np.array(found, np.int64), c_start, duration, error
 
     def _edge(self, client, kind, c_start, c_end, c_err, server, s_start, s_end, s_err, edges) -> None:
         if client == server:
@@ -282,17 +288,24 @@ class EdgeTracker:
         attrs = batch.attrs
         if not len(attrs) or not len(rows):
             return out
-        key_len = attrs["key_len"]
-        m = (attrs["where"] == AT_SPAN) & (attrs["vtype"] == VT_STRING)
-        fit = np.zeros(len(m), bool)
+        # only the attributes of these spans (attrs[attr_start:attr_start + attr_count] each)
+        sp = _take(batch.spans, rows)
+        cnt = sp["attr_count"].astype(np.int64)
+        total = int(cnt.sum())
+        if not total:
+            return out
+        first = sp["attr_start"].astype(np.int64) - np.cumsum(cnt) + cnt
+        at = np.repeat(first, cnt) + _iota(total)
+        owner = np.repeat(rows, cnt)
+        inside = at < len(attrs)
+        if not inside.all():
+            at, owner = at[inside], owner[inside]
+        a = _take(attrs, at)
+        key_len = a["key_len"]
+        fit = np.zeros(len(a), bool)
         for n in {len(k) for k in PEER_ATTRIBUTES}:
             fit |= key_len == n
-        at = np.flatnonzero(m & fit)
-        if not len(at):
-            return out
-        wanted = np.zeros(len(batch.spans), bool)
-        wanted[rows] = True
-        at = at[wanted[attrs["span"][at]]]
+        at = at[fit & (a["where"] == AT_SPAN) & (a["vtype"] == VT_STRING) & (a["span"] == owner)]
         if not len(at):
             return out
         pos = {r: i for i, r in enumerate(rows.tolist())}

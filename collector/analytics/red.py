@@ -2,9 +2,10 @@
 
 ``RedMetrics.observe`` runs on the event loop for every request, after validation and before
 sampling, so the counts hold every span received whatever fraction of traces is stored.  The work
-is numpy over the batch's columns: span names are hashed in bulk from the request bytes, the
-distinct (resource, name, kind) triples of the batch are found with one ``np.unique``, and only
-those (a handful per request) go through Python to find their series id.
+is numpy over the batch's columns: span names are hashed in bulk from the request bytes; each
+span's (service, name, kind) hash finds its series id in a dict (one lookup per span, which keeps
+the GIL where a numpy sort or search would hand it to the writer and flush threads), and only keys
+never seen before go through Python to intern their series.
 """
 from __future__ import annotations
 
@@ -22,15 +23,15 @@ _MIX_RES = np.uint64(0x9E3779B97F4A7C15)
 _MIX_KIND = np.uint64(0xC2B2AE3D27D4EB4F)
 _MIX_LEN = np.uint64(0x165667B19E3779F9)
 _MIX_WORD = np.uint64(0xFF51AFD7ED558CCD)
+_STEPS = np.arange(0, 8 * 64, 8, dtype=np.int64)  # byte offsets of a name's 64-bit words
 _BYTE_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(9)], np.uint64)  # i low bytes kept
 
 
 class RedMetrics:
     def __init__(self, store: SeriesStore):
         self.store = store
-        # series ids by a 64-bit hash of (service, operation, kind), sorted for np.searchsorted
-        self._known = np.zeros(0, np.uint64)
-        self._sids = np.zeros(0, np.int64)
+        # series ids by a 64-bit hash of (service, operation, kind)
+        self._known: dict[int, int] = {}
         self._svc_hash: dict[str, int] = {}
         self._weights = np.zeros(0, np.uint64)
         self.failures = 0
@@ -55,7 +56,7 @@ class RedMetrics:
             buf = bytes(buf) + bytes(8)
             size = len(buf)
         words = np.ndarray(shape=(size - 7,), dtype="<u8", buffer=buf, offset=0, strides=(1,))
-        step = np.arange(0, 8 * w, 8, dtype=np.int64)
+        step = _STEPS[:w] if w <= len(_STEPS) else np.arange(0, 8 * w, 8, dtype=np.int64)
         x = words[np.minimum(off[:, None] + step, size - 8)]
         x &= _BYTE_MASKS[np.clip(length[:, None] - step, 0, 8)]  # bytes past the name → 0
         x *= self._word_keys(w)
@@ -94,16 +95,16 @@ class RedMetrics:
         kind = spans["kind"].astype(np.uint64)
         kind[kind >= len(KIND_NAMES)] = 0
         key = h + rh[spans["resource"]] * _MIX_RES + (kind + np.uint64(1)) * _MIX_KIND
-        known = self._known
-        pos = np.searchsorted(known, key)
-        np.minimum(pos, len(known) - 1, out=pos)
-        hit = known[pos] == key if len(known) else np.zeros(len(key), bool)
-        if not hit.all():
-            self._learn(batch, key, kind, ~hit)
-            known = self._known
-            pos = np.searchsorted(known, key)
+        # a dict lookup per span: cheaper than a sorted table's np.searchsorted at these sizes,
+        # and it keeps the GIL (a sort or search in numpy hands it to the other threads)
+        get = self._known.get
+        found = [get(k, -1) for k in key.tolist()]
+        if -1 in found:
+            self._learn(batch, key, kind, np.array(found, np.int64) < 0)
+            get = self._known.get
+            found = [get(k, -1) for k in key.tolist()]
+        sids = np.array(found, np.int64)
         start = spans["start_ns"].astype(np.int64)
-        sids = self._sids[pos]
         duration = spans["end_ns"].astype(np.int64) - start
         self.store.add(sids, start, duration, spans["status_code"] == STATUS_ERROR)
         for hook in self.hooks:
@@ -122,14 +123,9 @@ class RedMetrics:
         where = np.flatnonzero(miss)
         uk, first = np.unique(key[where], return_index=True)
         spans = batch.spans
-        new_sids = []
-        for i in where[first].tolist():
-            svc = batch.resources[int(spans["resource"][i])][1]
-            new_sids.append(self.store.series_id(("span", svc, batch.name(i), KIND_NAMES[int(kind[i])])))
         if len(self._known) + len(uk) > 2 * self.store.config.max_series + 16:
-            self._known = np.zeros(0, np.uint64)  # keys past max_series: start the table anew
-            self._sids = np.zeros(0, np.int64)
-        known = np.concatenate([self._known, uk])
-        sids = np.concatenate([self._sids, np.asarray(new_sids, np.int64)])
-        order = np.argsort(known, kind="stable")
-        self._known, self._sids = known[order], sids[order]
+            self._known = {}  # keys past max_series: start the table anew
+        known = self._known
+        for k, i in zip(uk.tolist(), where[first].tolist()):
+            svc = batch.resources[int(spans["resource"][i])][1]
+            known[k] = self.store.series_id(("span", svc, batch.name(i), KIND_NAMES[int(kind[i])]))

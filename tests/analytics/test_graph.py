@@ -234,3 +234,42 @@ def test_waiting_halves_expire_and_the_table_is_bounded():
     stats = tracker.stats()
     assert (stats["expired"], stats["peer_edges"]) == (2, 2)
     assert (stats["waiting_clients"], stats["waiting_servers"]) == (0, 1)
+
+
+def test_one_server_per_client_and_the_last_of_repeated_client_spans_pairs():
+    series = FakeSeries()
+    tracker = EdgeTracker(series, wait_s=10, max_pending=100, clock=lambda: 0.0)
+    tracker.observe(batch(("a", 1, 10, 0, CLIENT, 100, 200, False, {}),
+                          ("b", 1, 11, 10, SERVER, 110, 190, False, {}),
+                          ("c", 1, 12, 10, SERVER, 120, 180, False, {}),  # a second server: waits
+                          ("a", 2, 20, 0, CLIENT, 300, 400, False, {}),  # the same span twice:
+                          ("d", 2, 20, 0, CLIENT, 300, 450, True, {}),  # the last one pairs
+                          ("b", 2, 21, 20, SERVER, 310, 390, False, {}),
+                          ("e", 3, 31, 30, 5, 500, 520, False, {}),  # consumer before its producer
+                          ("f", 3, 30, 0, 4, 490, 495, False, {})))
+    assert sorted(series.rows) == [(("a", "b", "request"), 100, 100, False),
+                                   (("d", "b", "request"), 300, 150, True),
+                                   (("f", "e", "messaging"), 490, 5, False)]
+    assert (tracker.stats()["waiting_clients"], tracker.stats()["waiting_servers"]) == (0, 1)
+
+
+def test_bulk_pairs_match_pairing_one_span_at_a_time():
+    """Many traces in one batch and the same spans one per batch give the same edges."""
+    import random
+    rnd = random.Random(7)
+    spans = []
+    for t in range(1, 60):
+        svc = [rnd.choice("abcd") for _ in range(3)]
+        kind = rnd.choice([(CLIENT, SERVER), (4, 5)])
+        spans.append((svc[0], t, 100 * t, 0, kind[0], 10 * t, 10 * t + rnd.randrange(0, 50), rnd.random() < .2, {}))
+        spans.append((svc[1], t, 100 * t + 1, 100 * t, kind[1], 10 * t + 1, 10 * t + 30, rnd.random() < .2, {}))
+        spans.append((svc[2], t, 100 * t + 2, 0, CLIENT, 10 * t, 10 * t + 9, False, {"peer.service": "db"}))
+    rnd.shuffle(spans)
+    whole, single = FakeSeries(), FakeSeries()
+    bulk = EdgeTracker(whole, wait_s=10, max_pending=1000, clock=lambda: 0.0)
+    one = EdgeTracker(single, wait_s=10, max_pending=1000, clock=lambda: 0.0)
+    bulk.observe(batch(*spans))
+    for s in spans:
+        one.observe(batch(s))
+    assert whole.rows and sorted(whole.rows) == sorted(single.rows)
+    assert bulk.stats() == one.stats()
