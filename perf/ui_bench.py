@@ -27,8 +27,9 @@ become interactive, and screenshots of every page.
    driver (Playwright's own round trips included, a few ms);
 3. with ``--screenshots DIR``: PNGs of each page at 1400×900, for ``docs/``, from a second
    server holding only the shop and the Lens trace: search, a failed checkout trace with its
-   failing span's details, the Lens trace, compare (the checkout pair), the service graph and
-   the Lens file opened.
+   failing span's details, the Lens trace, compare (the checkout pair), the service graph, the
+   Lens file opened, the checkout service's performance, and the alerts page with a rule firing
+   on payment errors.
 """
 from __future__ import annotations
 
@@ -332,6 +333,19 @@ def screenshots(browser, base: str, data: dict, out_dir: Path, service: str) -> 
         page.locator("input[type=file]").set_input_files(str(LENS))
         page.locator(ROWS).first.wait_for(state="visible", timeout=60_000)
         shot("open")
+        page.goto(f"{base}/performance?service=checkout&lookback=1h")
+        page.wait_for_load_state("networkidle")
+        page.locator("svg").first.wait_for(state="visible", timeout=60_000)
+        shot("performance")
+        # a rule that fires on the shop's failing payments, and one that stays quiet
+        for rule in ({"id": "payment-errors", "name": "Payment errors", "type": "error_rate",
+                      "service": "payment", "threshold": 0.02, "window": "1h"},
+                     {"id": "checkout-latency", "name": "Checkout p95", "type": "latency",
+                      "service": "checkout", "kind": "server", "threshold": 2000, "window": "5m"}):
+            _post(f"{base}/api/v1/alerts/rules", json.dumps(rule).encode(), "application/json")
+        page.goto(f"{base}/alerts")
+        page.get_by_test_id("alert-state").filter(has_text="firing").first.wait_for(timeout=60_000)
+        shot("alerts")
     finally:
         ctx.close()
     return saved
@@ -371,7 +385,8 @@ def run(args) -> int:
                 print(f"  {name}: " + ", ".join(f"{k} median {v['median']} / max {v['max']}"
                                                for k, v in report["cases"][name].items()))
             if args.screenshots:  # on a server of their own: the shop and the Lens trace only
-                shots_server = SpawnedServer([], timeout=60, keep_data=False)
+                shots_server = SpawnedServer(["analytics.flush_interval_s=1", "alerting.evaluation_interval_s=1"],
+                                             timeout=60, keep_data=False)
                 try:
                     shots_data = seed(shots_server, args.background, big=False)
                     report["screenshots"] = screenshots(
