@@ -16,21 +16,10 @@ from __future__ import annotations
 from quart import Blueprint, jsonify, request
 
 from collector.analytics.alerts import RuleError
-from query.params import BadRequest, integer, text
+from query.params import ApiError, BadRequest, integer, native_error as _error, text
 from query.reading import call
 
 DEFAULT_HISTORY = 100  # entries a history listing returns when no limit is asked
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _error(status: int, message: str):
-    return jsonify({"error": {"httpCode": status, "message": message}}), status
 
 
 def blueprint(config, alerting=None) -> Blueprint:

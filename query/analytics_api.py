@@ -27,7 +27,7 @@ from collector.errors import StoreClosed
 from collector.store.criteria import CriteriaError
 from query.ids import BadTraceId, parse_trace_id
 from query.jaeger_api import v3_search
-from query.params import BadRequest, integer, rfc3339_ns
+from query.params import ApiError, BadRequest, integer, native_error as _error, rfc3339_ns
 from query.reading import call, traces_data_bytes
 
 DEFAULT_TRACES = 20  # traces one critical-path aggregation reads when no limit is asked
@@ -38,17 +38,6 @@ DEFAULT_MAX_CYCLES = 1000  # cycles listed at most (then cyclesTruncated is true
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 EDGE = "edge"
 _MAX_S = (2**63 - 1) // 10**9
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _error(status: int, message: str):
-    return jsonify({"error": {"httpCode": status, "message": message}}), status
 
 
 # --------------------------------------------------------------------------- critical path

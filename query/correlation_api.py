@@ -23,12 +23,9 @@ from collector.errors import StoreClosed
 from query.anyvalue import as_string
 from query.ids import BadTraceId, parse_trace_id
 from query.reading import call, traces_data_bytes
+from query.params import native_error as _error
 
 SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
-
-
-def _error(status: int, message: str):
-    return jsonify({"error": {"httpCode": status, "message": message}}), status
 
 
 def trace_view(trace_id: str, data) -> TraceView:

@@ -36,7 +36,7 @@ from collector.store.criteria import CriteriaError
 from query.analytics_api import _rfc3339, _time_param
 from query.jaeger import envelope
 from query.jaeger_api import v3_search
-from query.params import MAX_LIMIT, BadRequest, go_duration_ns, integer
+from query.params import ApiError, BadRequest, go_duration_ns, integer, MAX_LIMIT
 from query.reading import call
 
 SPAN = "span"
@@ -66,13 +66,6 @@ _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 EXPORT_DEFAULT_LIMIT = 100
 EXPORT_COLUMNS = ("traceId", "rootService", "rootOperation", "start", "durationMs", "spans", "errors",
                   "services")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 # --------------------------------------------------------------------------- parameters

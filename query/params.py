@@ -11,14 +11,31 @@ from datetime import datetime, timezone
 
 from collector.store.criteria import CriteriaError
 
-__all__ = ["BadRequest", "CriteriaError", "go_duration_ns", "integer", "rfc3339_ns", "text",
-           "MAX_LIMIT"]
+__all__ = ["ApiError", "BadRequest", "CriteriaError", "go_duration_ns", "integer", "native_error",
+           "rfc3339_ns", "text", "MAX_LIMIT"]
 
 MAX_LIMIT = 10_000  # the most traces one search may return (a bigger limit is refused)
 
 
 class BadRequest(ValueError):
     """A request parameter that cannot be used; the message names it."""
+
+
+class ApiError(Exception):
+    """An answer other than 2xx from a native API: its status and the message naming what is
+    wrong (``native_error`` renders it)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def native_error(status: int, message: str):
+    """The native APIs' (``/api/v1/…``) error answer: ``{"error": {"httpCode", "message"}}``."""
+    from quart import jsonify
+
+    return jsonify({"error": {"httpCode": status, "message": message}}), status
 
 
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,

@@ -14,7 +14,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from collector.errors import SamplingError
 from collector.sampling.strategies import proto_json
-from query.params import BadRequest, go_duration_ns
+from query.params import BadRequest, go_duration_ns, native_error as _error
 
 
 MISSING_SERVICE = ("the 'service' query parameter must be given once, naming the service whose "
@@ -74,7 +74,3 @@ def blueprint(config, sampling) -> Blueprint:
         return jsonify(sampling.report(window_s, request.args.get("service") or None))
 
     return bp
-
-
-def _error(status: int, message: str):
-    return jsonify({"error": {"httpCode": status, "message": message}}), status

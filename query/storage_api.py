@@ -26,7 +26,7 @@ from quart import Blueprint, jsonify, request
 from collector.errors import StoreClosed
 from collector.store.criteria import CriteriaError, TraceQuery
 from query.ids import BadTraceId, parse_trace_id
-from query.params import BadRequest, integer
+from query.params import ApiError, BadRequest, integer, native_error as _error
 from query.reading import call
 from query.traceql import TraceQLError, parse
 
@@ -41,19 +41,6 @@ SECOND = 1_000_000_000
 INCIDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
 log = logging.getLogger("clew.query.storage")
-
-
-class ApiError(Exception):
-    """An answer other than 2xx: its status and the message naming what is wrong."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _error(status: int, message: str):
-    return jsonify({"error": {"httpCode": status, "message": message}}), status
 
 
 def blueprint(config, reader, lifecycle, writer) -> Blueprint:
