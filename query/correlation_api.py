@@ -45,8 +45,7 @@ def trace_view(trace_id: str, data) -> TraceView:
 
 def incidents_of(pins, trace_hex: str) -> list[dict]:
     """The incidents listing the trace, oldest first (call from a worker thread)."""
-    with pins._lock:
-        found = [i for i in pins.incidents.values() if trace_hex in i["trace_ids"]]
+    found = pins.incident_list(trace_hex)
     found.sort(key=lambda i: (i["created"], i["id"]))
     return [{"id": i["id"], "title": i["title"], "link": i.get("link"), "created": i["created"]}
             for i in found]

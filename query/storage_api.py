@@ -70,7 +70,7 @@ def blueprint(config, reader, lifecycle, writer) -> Blueprint:
     @bp.get("/api/v1/incidents")
     async def list_incidents():
         """Every incident, each with its traces and whether each is still stored."""
-        incidents = sorted(await call(_incidents_now, lifecycle.pins), key=lambda i: (i["created"], i["id"]))
+        incidents = sorted(await call(lifecycle.pins.incident_list), key=lambda i: (i["created"], i["id"]))
         stored = await call(_stored, reader, {t for i in incidents for t in i["trace_ids"]})
         return jsonify({"incidents": [_incident_json(i, stored) for i in incidents]})
 
@@ -95,7 +95,7 @@ def blueprint(config, reader, lifecycle, writer) -> Blueprint:
         if link is not None:
             _check_link(link)
         ids = _trace_id_list("traceIds", body.get("traceIds"), MAX_INCIDENT_TRACES)
-        existed = incident_id in lifecycle.pins.incidents
+        existed = lifecycle.pins.incident(incident_id) is not None
         incident = {"id": incident_id, "title": title, "link": link, "created": _now_iso(),
                     "trace_ids": [t.hex() for t in ids]}
         incident = await call(lifecycle.pins.add_incident, incident)
@@ -168,7 +168,7 @@ def blueprint(config, reader, lifecycle, writer) -> Blueprint:
     @bp.get("/api/v1/pins")
     async def list_pins():
         """Every pinned trace with what pins it."""
-        pinned = await call(_pins_now, lifecycle.pins)
+        pinned = await call(lifecycle.pins.pinned_reasons)
         stored = await call(_stored, reader, set(pinned))
         return jsonify({"pins": [_pin_json(t, pinned[t], stored) for t in sorted(pinned)]})
 
@@ -392,22 +392,11 @@ def _present(store, trace_ids: set[bytes]) -> set[bytes]:
     return {t for t in trace_ids if any(p.holds(t) for p in parts)}
 
 
-def _incidents_now(pins) -> list[dict]:
-    with pins._lock:
-        return [{**i, "trace_ids": list(i["trace_ids"])} for i in pins.incidents.values()]
-
-
-def _pins_now(pins) -> dict[str, list[str]]:
-    with pins._lock:
-        return {t: list(why) for t, why in pins.pins.items() if why}
-
-
 def _incident_or_404(pins, incident_id: str) -> dict:
-    with pins._lock:
-        incident = pins.incidents.get(incident_id)
-        if incident is None:
-            raise ApiError(404, f"incident {incident_id[:140]!r} not found")
-        return {**incident, "trace_ids": list(incident["trace_ids"])}
+    incident = pins.incident(incident_id)
+    if incident is None:
+        raise ApiError(404, f"incident {incident_id[:140]!r} not found")
+    return incident
 
 
 # --------------------------------------------------------------------------- answers

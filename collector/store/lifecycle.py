@@ -122,6 +122,23 @@ class Pins:
         with self._lock:
             return list(self.pins.get(trace_hex, []))
 
+    def incident_list(self, trace_hex: str | None = None) -> list[dict]:
+        """Copies of the incidents (only those listing ``trace_hex`` when given)."""
+        with self._lock:
+            return [{**i, "trace_ids": list(i["trace_ids"])} for i in self.incidents.values()
+                    if trace_hex is None or trace_hex in i["trace_ids"]]
+
+    def incident(self, incident_id: str) -> dict | None:
+        """A copy of one incident, or None."""
+        with self._lock:
+            i = self.incidents.get(incident_id)
+            return None if i is None else {**i, "trace_ids": list(i["trace_ids"])}
+
+    def pinned_reasons(self) -> dict[str, list[str]]:
+        """Trace ID hex → the reasons holding it, for every pinned trace."""
+        with self._lock:
+            return {t: list(why) for t, why in self.pins.items() if why}
+
     def add_incident(self, incident: dict) -> dict:
         with self._lock:
             have = self.incidents.get(incident["id"])
